@@ -1,0 +1,32 @@
+# Every target sets itself up from nothing: a .venv with Python 3.13 and the
+# pinned requirements (reinstalled when a requirements file changes).
+SHELL := /bin/bash
+PYTHON ?= python3.13
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+STAGE ?= dev
+
+.PHONY: setup run test lint bench lambda deploy update reset webhook clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@if [ ! -x $(PY) ]; then \
+		PYBIN=$$(command -v $(PYTHON) || (command -v pyenv >/dev/null && pyenv which python3.13) || echo python3); \
+		$$PYBIN -c 'import sys; assert sys.version_info[:2] == (3, 13), "Python 3.13 is required, found " + sys.version' && \
+		$$PYBIN -m venv $(VENV); \
+	fi
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

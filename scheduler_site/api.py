@@ -1,0 +1,87 @@
+"""The NinjaAPI: API-key auth on every task route, one place mapping domain
+errors to HTTP statuses, and the original system's /schedule-task alias."""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import HttpRequest, JsonResponse
+from ninja import Header, NinjaAPI
+from ninja.security import HttpBearer
+
+from tasks import access
+from tasks.api import ERRORS, create_task, router
+from tasks.errors import (
+    InvalidCursor,
+    InvalidTask,
+    SchedulingFailed,
+    TaskConflict,
+    TaskError,
+    TaskNotFound,
+)
+from tasks.schemas import TaskIn, TaskOut
+
+logger = logging.getLogger(__name__)
+
+
+class ApiKeyAuth(HttpBearer):
+    openapi_description = "An API key from `python manage.py createapikey NAME`."
+
+    def authenticate(self, request: HttpRequest, token: str):
+        return access.apikey_authenticate(raw_key=token)
+
+
+api = NinjaAPI(
+    title="Task Scheduler API",
+    version="1.0.0",
+    description="Schedule webhook calls at a time; inspect and cancel them.",
+    auth=ApiKeyAuth(),
+    urls_namespace="api",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+api.add_router("/tasks", router)
+
+STATUS_BY_ERROR: dict[type[TaskError], int] = {
+    TaskNotFound: 404,
+    TaskConflict: 409,
+    InvalidCursor: 400,
+    SchedulingFailed: 503,
+}
+
+
+@api.exception_handler(InvalidTask)
+def invalid_task(request: HttpRequest, exc: InvalidTask):
+    detail = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors]
+    return JsonResponse({"detail": detail}, status=422)
+
+
+@api.exception_handler(TaskError)
+def task_error(request: HttpRequest, exc: TaskError):
+    status = STATUS_BY_ERROR.get(type(exc), 400)
+    return JsonResponse({"detail": exc.message}, status=status)
+
+
+# The original system's path, body unchanged. Mounted at the site root (not
+# under /api) by scheduler_site/urls.py through its own small NinjaAPI, which
+# shares the auth and error handling above.
+alias_api = NinjaAPI(
+    title="Task Scheduler API (original path)",
+    version="1.0.0",
+    auth=ApiKeyAuth(),
+    urls_namespace="alias",
+    docs_url=None,
+    openapi_url=None,
+)
+alias_api.exception_handler(InvalidTask)(invalid_task)
+alias_api.exception_handler(TaskError)(task_error)
+
+
+@alias_api.post("/schedule-task", response={201: TaskOut, 422: dict, **ERRORS}, by_alias=True)
+def schedule_task(
+    request: HttpRequest,
+    body: TaskIn,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+):
+    """Alias of POST /api/tasks, at the original system's path."""
+    return create_task(request, body, idempotency_key)

@@ -1,0 +1,145 @@
+"""All configuration comes from environment variables (see the README).
+
+Defaults are safe for production; the local mode (`make run`) and the tests set
+their own values through the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scheduler_site.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# The local mode (`make run`) relaxes a few production guards, each named below.
+LOCAL_MODE = env_bool("SCHEDULER_LOCAL_MODE", False)
+
+SECRET_KEY = env_str(
+    "DJANGO_SECRET_KEY", "insecure-local-only-key" if (DEBUG or LOCAL_MODE) else None
+)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.staticfiles",
+    "ninja",
+    "tasks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "scheduler_site.urls"
+WSGI_APPLICATION = "scheduler_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+            ],
+        },
+    },
+]
+
+# Tasks, API keys and operators live in DynamoDB; a Lambda has no disk to keep
+# a SQL database on, so Django gets none.
+DATABASES: dict = {}
+
+# Sessions need no database: they are signed cookies.
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
+_SECURE_COOKIES = env_bool("DJANGO_SECURE_COOKIES", not (DEBUG or LOCAL_MODE))
+SESSION_COOKIE_SECURE = _SECURE_COOKIES
+CSRF_COOKIE_SECURE = _SECURE_COOKIES
+CSRF_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = env_str("DJANGO_STATIC_URL", "static/")
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage",
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG or LOCAL_MODE
+WHITENOISE_MANIFEST_STRICT = False
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- AWS -------------------------------------------------------------------
+# AWS_ENDPOINT_URL (botocore's standard variable) points every client at a
+# local server in the local mode and in tests.
+AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
+TABLE_PREFIX = env_str("SCHEDULER_TABLE_PREFIX", "task-scheduler-dev")
+TASKS_TABLE = env_str("TASKS_TABLE", f"{TABLE_PREFIX}-tasks")
+API_KEYS_TABLE = env_str("API_KEYS_TABLE", f"{TABLE_PREFIX}-api-keys")
+OPERATORS_TABLE = env_str("OPERATORS_TABLE", f"{TABLE_PREFIX}-operators")
+
+SCHEDULE_GROUP = env_str("SCHEDULER_GROUP_NAME", "task-scheduler-dev")
+EXECUTOR_FUNCTION_ARN = env_str(
+    "EXECUTOR_FUNCTION_ARN",
+    "arn:aws:lambda:us-east-1:000000000000:function:task-scheduler-dev-executor",
+)
+SCHEDULER_ROLE_ARN = env_str(
+    "SCHEDULER_ROLE_ARN", "arn:aws:iam::000000000000:role/task-scheduler-dev-scheduler"
+)
+SCHEDULER_DLQ_ARN = env_str("SCHEDULER_DLQ_ARN", "")
+# EventBridge's own retries of a failed Lambda invocation (not webhook retries).
+SCHEDULER_MAX_RETRY_ATTEMPTS = env_int("SCHEDULER_MAX_RETRY_ATTEMPTS", 2, minimum=0)
+SCHEDULER_MAX_EVENT_AGE_SECONDS = env_int("SCHEDULER_MAX_EVENT_AGE_SECONDS", 3600, minimum=60)
+
+# --- Tasks ------------------------------------------------------------------
+TASK_DEFAULT_MAX_ATTEMPTS = env_int("TASK_DEFAULT_MAX_ATTEMPTS", 3, minimum=1)
+TASK_MAX_ATTEMPTS_LIMIT = env_int("TASK_MAX_ATTEMPTS_LIMIT", 10, minimum=1)
+# runAt further in the past than this is refused; within it the task runs now.
+TASK_PAST_TOLERANCE_SECONDS = env_int("TASK_PAST_TOLERANCE_SECONDS", 300, minimum=0)
+TASK_MAX_HORIZON_DAYS = env_int("TASK_MAX_HORIZON_DAYS", 365, minimum=1)
+TASK_MAX_PAYLOAD_BYTES = env_int("TASK_MAX_PAYLOAD_BYTES", 65536, minimum=1024)
+TASK_RETRY_BASE_SECONDS = env_float("TASK_RETRY_BASE_SECONDS", 30.0)
+TASK_RETRY_MAX_SECONDS = env_float("TASK_RETRY_MAX_SECONDS", 3600.0)
+
+# --- Webhooks ---------------------------------------------------------------
+# Required by the executor (it refuses to run a webhook unsigned); the fixed,
+# public default is only acceptable where nothing is real.
+WEBHOOK_SIGNING_SECRET = env_str(
+    "WEBHOOK_SIGNING_SECRET",
+    "whsec_bG9jYWwtb25seS1zaWduaW5nLXNlY3JldC0wMDAw" if (DEBUG or LOCAL_MODE) else "",
+)
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+# Lets webhooks reach loopback and private networks: for local development only.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
+WEBHOOK_USER_AGENT = "django-task-scheduler/0.1 (+webhook)"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

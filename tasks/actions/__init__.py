@@ -1,0 +1,58 @@
+"""Action types: one module per type, looked up by name in a small registry.
+
+An action validates its own payload (a pydantic model) and runs it, returning
+an Outcome or raising TransportError; the executor records either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+
+class TransportError(Exception):
+    """A failed delivery. permanent=True means retrying cannot help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+        response_excerpt: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.http_status = http_status
+        self.retry_after = retry_after
+        self.response_excerpt = response_excerpt
+
+
+@dataclass(frozen=True)
+class Outcome:
+    http_status: int | None = None
+    response_excerpt: str | None = None
+
+
+class Action(Protocol):
+    name: str
+    Payload: type[BaseModel]
+
+    def run(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> Outcome: ...
+
+
+def _registry() -> dict[str, Action]:
+    from tasks.actions.webhook import WebhookAction
+
+    return {action.name: action for action in (WebhookAction(),)}
+
+
+ACTIONS: dict[str, Action] = _registry()
+
+
+def get_action(name: str) -> Action | None:
+    return ACTIONS.get(name)

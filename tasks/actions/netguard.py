@@ -1,0 +1,101 @@
+"""Connect-time SSRF guard for outgoing webhook requests.
+
+The host is resolved once, every resolved address is checked, and the socket
+connects to an address that was checked: a second DNS answer (rebinding) is
+never consulted. TLS still verifies the certificate against the host name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Cloud metadata endpoints, refused even when private networks are allowed.
+METADATA_ADDRESSES = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("169.254.170.2"),
+    ipaddress.ip_address("fd00:ec2::254"),
+}
+
+
+class BlockedAddressError(NewConnectionError):
+    """The destination resolves to an address webhooks may not reach."""
+
+
+def refusal_reason(address: IPAddress, *, allow_private: bool) -> str | None:
+    """Why a webhook may not connect to this address, or None if it may."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_multicast:
+        return "a multicast address"
+    if address.is_unspecified:
+        return "an unspecified address"
+    if allow_private and (address.is_loopback or address.is_private):
+        return None
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_private:
+        return "a private address"
+    if address.is_reserved or not address.is_global:
+        return "a reserved address"
+    return None
+
+
+def _connect(conn: HTTPConnection, allow_private: bool) -> socket.socket:
+    host, port = conn._dns_host, conn.port
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise NewConnectionError(conn, f"cannot resolve {host}: {exc}") from exc
+    for *_, sockaddr in infos:
+        reason = refusal_reason(ipaddress.ip_address(sockaddr[0]), allow_private=allow_private)
+        if reason:
+            raise BlockedAddressError(
+                conn, f"refused to connect to {conn.host}: it resolves to {reason}"
+            )
+    last_error: OSError | None = None
+    for family, socktype, proto, _, sockaddr in infos:
+        sock = socket.socket(family, socktype, proto)
+        try:
+            sock.settimeout(conn.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+    raise NewConnectionError(conn, f"failed to connect to {conn.host}: {last_error}")
+
+
+class GuardedHTTPConnection(HTTPConnection):
+    allow_private = False
+
+    def _new_conn(self) -> socket.socket:
+        return _connect(self, self.allow_private)
+
+
+class GuardedHTTPSConnection(HTTPSConnection):
+    allow_private = False
+
+    def _new_conn(self) -> socket.socket:
+        return _connect(self, self.allow_private)
+
+
+def pool_classes(*, allow_private: bool) -> dict[str, type]:
+    """urllib3 pool classes whose connections apply the guard."""
+    http_conn = type("HTTPConn", (GuardedHTTPConnection,), {"allow_private": allow_private})
+    https_conn = type("HTTPSConn", (GuardedHTTPSConnection,), {"allow_private": allow_private})
+    return {
+        "http": type("HTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+        "https": type("HTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+    }

@@ -1,0 +1,205 @@
+"""The webhook action: a signed JSON request to a URL the task names."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import time
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from functools import cache
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tasks.actions import Outcome, TransportError
+from tasks.actions.netguard import BlockedAddressError, refusal_reason
+
+EXCERPT_CHARS = 500
+MAX_HEADERS = 20
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
+# Set by the scheduler itself; a task may not override them.
+RESERVED_HEADERS = {
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+}
+
+
+class WebhookPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048)
+    data: Any = None
+    method: Literal["POST", "PUT", "PATCH", "DELETE"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError("url must start with http:// or https://")
+        if not parts.hostname:
+            raise ValueError("url must have a host")
+        if parts.username or parts.password:
+            raise ValueError("url must not carry credentials; use headers")
+        try:
+            parts.port
+        except ValueError:
+            raise ValueError("url has an invalid port") from None
+        try:
+            address = ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            return value  # a host name: checked when the webhook connects
+        reason = refusal_reason(
+            address, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS
+        )
+        if reason:
+            raise ValueError(f"url points to {reason}, which webhooks may not reach")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_HEADERS:
+            raise ValueError(f"at most {MAX_HEADERS} headers")
+        for name, header_value in value.items():
+            if not _TOKEN.match(name):
+                raise ValueError(f"invalid header name {name!r}")
+            if name.lower() in RESERVED_HEADERS:
+                raise ValueError(f"header {name!r} is set by the scheduler")
+            if "\r" in header_value or "\n" in header_value or len(header_value) > 4096:
+                raise ValueError(f"invalid value for header {name!r}")
+        return value
+
+
+@cache
+def _pool_manager(allow_private: bool):
+    import urllib3
+
+    from tasks.actions.netguard import pool_classes
+
+    manager = urllib3.PoolManager(num_pools=50, maxsize=4, retries=False)
+    manager.pool_classes_by_scheme = pool_classes(allow_private=allow_private)
+    return manager
+
+
+@cache
+def _signer(secret: str):
+    from standardwebhooks import Webhook
+
+    return Webhook(secret)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Parse a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _excerpt(response: Any) -> str | None:
+    try:
+        body = response.read(EXCERPT_CHARS * 4, decode_content=True)
+    except Exception:  # a broken body must not hide the status we already have
+        return None
+    finally:
+        response.release_conn()
+    text = body.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+    return text or None
+
+
+class WebhookAction:
+    name = "webhook"
+    Payload = WebhookPayload
+
+    def run(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> Outcome:
+        import urllib3
+
+        spec = WebhookPayload.model_validate(payload)
+        body = json.dumps(spec.data, separators=(",", ":"))
+        timestamp = int(time.time())
+        # webhook-id is the task id on every attempt, so receivers can dedupe.
+        signature = _signer(settings.WEBHOOK_SIGNING_SECRET).sign(
+            task_id, datetime.fromtimestamp(timestamp, tz=timezone.utc), body
+        )
+        headers = {
+            **spec.headers,
+            "Content-Type": "application/json",
+            "User-Agent": settings.WEBHOOK_USER_AGENT,
+            "webhook-id": task_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature,
+        }
+        manager = _pool_manager(settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+        try:
+            response = manager.request(
+                spec.method,
+                spec.url,
+                body=body.encode(),
+                headers=headers,
+                timeout=urllib3.Timeout(total=settings.WEBHOOK_TIMEOUT_SECONDS),
+                redirect=False,
+                retries=False,
+                preload_content=False,
+            )
+        except BlockedAddressError as exc:
+            raise TransportError(_message(exc), permanent=True) from None
+        except urllib3.exceptions.TimeoutError:
+            raise TransportError(
+                f"timed out after {settings.WEBHOOK_TIMEOUT_SECONDS:g} s"
+            ) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise TransportError(f"connection failed: {_message(exc)}") from None
+        return _judge(response)
+
+
+def _message(exc: Exception) -> str:
+    # urllib3 prefixes messages with the connection object's repr.
+    text = str(exc)
+    return text.split(": ", 1)[1] if text.startswith("<") and ": " in text else text
+
+
+def _judge(response: Any) -> Outcome:
+    status = response.status
+    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+    location = response.headers.get("Location")
+    excerpt = _excerpt(response)
+    if 200 <= status < 300:
+        return Outcome(http_status=status, response_excerpt=excerpt)
+    if 300 <= status < 400:
+        raise TransportError(
+            f"HTTP {status}: redirect to {location or '?'} not followed",
+            permanent=True,
+            http_status=status,
+            response_excerpt=excerpt,
+        )
+    retryable = status == 429 or status >= 500
+    raise TransportError(
+        f"HTTP {status}",
+        permanent=not retryable,
+        http_status=status,
+        retry_after=retry_after,
+        response_excerpt=excerpt,
+    )

@@ -1,0 +1,79 @@
+"""The tasks router: parse -> service -> schema."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from django.http import HttpRequest
+from ninja import Header, Query, Router, Schema, Status
+from pydantic import Field
+
+from tasks import services
+from tasks.errors import TaskNotFound
+from tasks.schemas import ErrorOut, TaskDetailOut, TaskIn, TaskOut, TaskPageOut
+
+router = Router(tags=["tasks"])
+
+ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut}
+
+
+class ListFilters(Schema):
+    status: Literal["scheduled", "running", "completed", "failed", "cancelled"] | None = None
+    order: Literal["newest", "due"] = "newest"
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=2048)
+
+
+@router.post(
+    "",
+    response={201: TaskOut, 422: dict, **ERRORS},
+    by_alias=True,
+    summary="Schedule a task",
+)
+def create_task(
+    request: HttpRequest,
+    body: TaskIn,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+):
+    task, _created = services.task_create(
+        action=body.action,
+        payload=body.payload,
+        run_at=body.run_at,
+        max_attempts=body.max_attempts,
+        idempotency_key=idempotency_key,
+        created_by=request.auth.key_id,
+    )
+    return Status(201, task)
+
+
+@router.get("", response={200: TaskPageOut, **ERRORS}, by_alias=True, summary="List tasks")
+def list_tasks(request: HttpRequest, filters: Query[ListFilters]):
+    page = services.task_list(
+        status=filters.status, order=filters.order, limit=filters.limit, cursor=filters.cursor
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@router.get(
+    "/{task_id}", response={200: TaskDetailOut, **ERRORS}, by_alias=True, summary="Get a task"
+)
+def get_task(request: HttpRequest, task_id: str):
+    return services.task_get(task_id=_checked_id(task_id))
+
+
+@router.post(
+    "/{task_id}/cancel",
+    response={200: TaskOut, **ERRORS},
+    by_alias=True,
+    summary="Cancel a scheduled task",
+)
+def cancel_task(request: HttpRequest, task_id: str):
+    return services.task_cancel(task_id=_checked_id(task_id))
+
+
+def _checked_id(task_id: str) -> str:
+    # Ids are 32 hex digits; anything else cannot exist (and must not reach
+    # DynamoDB, which rejects keys over 2 KB with an error).
+    if len(task_id) != 32 or not all(c in "0123456789abcdef" for c in task_id):
+        raise TaskNotFound(f"task {task_id} not found")
+    return task_id

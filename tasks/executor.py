@@ -1,0 +1,50 @@
+"""The executor function's entry point: `tasks.executor.run_task`.
+
+On AWS, EventBridge Scheduler invokes the executor Lambda with the schedule's
+Input, {"command": "tasks.executor.run_task", "task_id": ...}; Zappa's handler
+routes the command here. Delivery is at least once: the conditional claim in
+services.task_claim makes a duplicate a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+class ExecutorError(Exception):
+    """Raised instead of a TypeError (see run_task)."""
+
+
+def run_task(event: Any, context: Any = None) -> dict:
+    # Zappa calls a command as f(event, context) and, if that raises a
+    # TypeError, again as f(event) and then f(): a TypeError escaping from
+    # in here would run the task a second time. So none may escape.
+    try:
+        return _run(event)
+    except TypeError as exc:
+        logger.exception("executor failed")
+        raise ExecutorError(f"executor failed: {exc}") from None
+
+
+def _run(event: Any) -> dict:
+    from tasks import services
+
+    task_id = event.get("task_id") if isinstance(event, dict) else None
+    if not isinstance(task_id, str) or not task_id:
+        logger.error("executor event without a task_id: ignored")
+        return {"taskId": None, "result": "ignored"}
+    if not settings.WEBHOOK_SIGNING_SECRET:
+        # Fail the invocation (EventBridge retries, then the DLQ) rather than
+        # claim the task and send it unsigned.
+        raise ExecutorError("WEBHOOK_SIGNING_SECRET is not set")
+    task = services.task_claim(task_id=task_id)
+    if task is None:
+        logger.info("task %s: not due or not scheduled; delivery ignored", task_id)
+        return {"taskId": task_id, "result": "skipped"}
+    task = services.task_execute(task)
+    return {"taskId": task_id, "result": task.status}

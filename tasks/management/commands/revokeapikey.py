@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tasks import access
+from tasks.errors import TaskError
+
+
+class Command(BaseCommand):
+    help = "Revoke an API key by its id, name or prefix."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("key", help="key id, name or the prefix shown by listapikeys")
+
+    def handle(self, *args, key: str, **options) -> None:
+        try:
+            revoked = access.apikey_revoke(key_id=key)
+        except TaskError as exc:
+            raise CommandError(exc.message) from None
+        self.stdout.write(f"revoked {revoked.key_id} ({revoked.name})")

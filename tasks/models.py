@@ -1,0 +1,153 @@
+"""PynamoDB models: tasks, API keys and dashboard operators.
+
+Table names come from settings so that each stage has its own tables. No
+endpoint is set here: botocore reads AWS_ENDPOINT_URL, so the same models talk
+to DynamoDB on AWS and to a local server in tests and the local mode.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from pynamodb.attributes import (
+    JSONAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+STATUS_SCHEDULED = "scheduled"
+STATUS_RUNNING = "running"
+STATUS_COMPLETED = "completed"
+STATUS_FAILED = "failed"
+STATUS_CANCELLED = "cancelled"
+STATUSES = (
+    STATUS_SCHEDULED,
+    STATUS_RUNNING,
+    STATUS_COMPLETED,
+    STATUS_FAILED,
+    STATUS_CANCELLED,
+)
+# The constant partition of the all-tasks index (see CreatedAtIndex).
+LISTING_ALL = "task"
+
+
+class _Meta:
+    region = settings.AWS_REGION
+    billing_mode = "PAY_PER_REQUEST"
+    # Fail fast instead of holding a Lambda for PynamoDB's default 60 s.
+    connect_timeout_seconds = 5
+    read_timeout_seconds = 10
+
+
+class StatusRunAtIndex(GlobalSecondaryIndex):
+    """Tasks of one status in runAt order: "what is due next", "what failed"."""
+
+    class Meta:
+        index_name = "status-run_at-index"
+        projection = AllProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    run_at = UTCDateTimeAttribute(range_key=True)
+
+
+class StatusCreatedAtIndex(GlobalSecondaryIndex):
+    """Tasks of one status, newest first."""
+
+    class Meta:
+        index_name = "status-created_at-index"
+        projection = AllProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class CreatedAtIndex(GlobalSecondaryIndex):
+    """All tasks, newest first.
+
+    One constant partition: DynamoDB allows ~1,000 writes/s per partition,
+    far above what one scheduler deployment creates.
+    """
+
+    class Meta:
+        index_name = "listing-created_at-index"
+        projection = AllProjection()
+
+    listing = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class Attempt(MapAttribute):
+    number = NumberAttribute()
+    started_at = UTCDateTimeAttribute()
+    finished_at = UTCDateTimeAttribute()
+    outcome = UnicodeAttribute()  # "success" | "retry" | "failure"
+    http_status = NumberAttribute(null=True)
+    duration_ms = NumberAttribute()
+    error = UnicodeAttribute(null=True)
+    response_excerpt = UnicodeAttribute(null=True)
+
+
+class Task(Model):
+    class Meta(_Meta):
+        table_name = settings.TASKS_TABLE
+
+    id = UnicodeAttribute(hash_key=True)
+    action = UnicodeAttribute()
+    payload = JSONAttribute()
+    run_at = UTCDateTimeAttribute()
+    # When the next attempt is due: runAt at first, later the retry time. The
+    # executor only claims a task whose attempt is due, so a late duplicate
+    # delivery of an earlier schedule cannot run a retry early.
+    due_at = UTCDateTimeAttribute()
+    status = UnicodeAttribute()
+    attempts = NumberAttribute(default=0)
+    max_attempts = NumberAttribute()
+    error = UnicodeAttribute(null=True)
+    # Each schedule made for the task gets a new name (task id + sequence).
+    schedule_name = UnicodeAttribute(null=True)
+    schedule_seq = NumberAttribute(default=0)
+    attempt_history = ListAttribute(of=Attempt, default=list)
+    listing = UnicodeAttribute(default=LISTING_ALL)
+    # sha256 of the create request when it carried an Idempotency-Key.
+    request_fingerprint = UnicodeAttribute(null=True)
+    created_by = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+    status_run_at_index = StatusRunAtIndex()
+    status_created_at_index = StatusCreatedAtIndex()
+    created_at_index = CreatedAtIndex()
+
+
+class ApiKey(Model):
+    """An API key, stored by the sha256 of the key: the key itself is never kept."""
+
+    class Meta(_Meta):
+        table_name = settings.API_KEYS_TABLE
+
+    key_hash = UnicodeAttribute(hash_key=True)
+    key_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    prefix = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    revoked_at = UTCDateTimeAttribute(null=True)
+
+
+class Operator(Model):
+    """A dashboard login; the password is hashed with Django's hashers."""
+
+    class Meta(_Meta):
+        table_name = settings.OPERATORS_TABLE
+
+    username = UnicodeAttribute(hash_key=True)
+    password_hash = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    failed_logins = NumberAttribute(default=0)
+    locked_until = UTCDateTimeAttribute(null=True)
+
+
+MODELS = (Task, ApiKey, Operator)

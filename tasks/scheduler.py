@@ -1,0 +1,105 @@
+"""EventBridge Scheduler adapter: the only user of boto3's 'scheduler' client.
+
+One one-time schedule per task attempt, in the configured group. The schedule
+invokes the executor function with the task id; after it fires, EventBridge
+deletes it (ActionAfterCompletion DELETE).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from datetime import UTC, datetime
+from functools import cache
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+EXECUTOR_COMMAND = "tasks.executor.run_task"
+
+
+class SchedulerError(Exception):
+    """The schedule could not be created or deleted."""
+
+
+@cache
+def client():
+    """The boto3 client, created on first use (tests and the local mode point
+    it elsewhere through AWS_ENDPOINT_URL)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "scheduler",
+        region_name=settings.AWS_REGION,
+        config=Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard"}),
+    )
+
+
+def at_expression(when: datetime) -> str:
+    """`at(...)` in UTC, rounded up to the next whole second so a schedule
+    never fires before the task is due."""
+    when = when.astimezone(UTC)
+    seconds = math.ceil(when.timestamp())
+    return f"at({datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S})"
+
+
+def executor_input(task_id: str) -> str:
+    return json.dumps({"command": EXECUTOR_COMMAND, "task_id": task_id})
+
+
+def schedule_create(*, name: str, task_id: str, when: datetime) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    target: dict = {
+        "Arn": settings.EXECUTOR_FUNCTION_ARN,
+        "RoleArn": settings.SCHEDULER_ROLE_ARN,
+        "Input": executor_input(task_id),
+        "RetryPolicy": {
+            "MaximumRetryAttempts": settings.SCHEDULER_MAX_RETRY_ATTEMPTS,
+            "MaximumEventAgeInSeconds": settings.SCHEDULER_MAX_EVENT_AGE_SECONDS,
+        },
+    }
+    if settings.SCHEDULER_DLQ_ARN:
+        target["DeadLetterConfig"] = {"Arn": settings.SCHEDULER_DLQ_ARN}
+    try:
+        client().create_schedule(
+            Name=name,
+            GroupName=settings.SCHEDULE_GROUP,
+            ScheduleExpression=at_expression(when),
+            ScheduleExpressionTimezone="UTC",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            ActionAfterCompletion="DELETE",
+            State="ENABLED",
+            Target=target,
+            # The schedule name is unique per task attempt, so a retried create
+            # of the same schedule is idempotent.
+            ClientToken=name,
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConflictException":
+            return  # already created by an earlier try of this same request
+        raise SchedulerError(_describe(exc)) from exc
+    except BotoCoreError as exc:
+        raise SchedulerError(str(exc)) from exc
+
+
+def schedule_delete(*, name: str) -> None:
+    """Delete a schedule; one that is already gone (fired, or never made) is fine."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        client().delete_schedule(Name=name, GroupName=settings.SCHEDULE_GROUP)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            return
+        raise SchedulerError(_describe(exc)) from exc
+    except BotoCoreError as exc:
+        raise SchedulerError(str(exc)) from exc
+
+
+def _describe(exc) -> str:
+    error = exc.response.get("Error", {})
+    return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".strip()

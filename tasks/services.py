@@ -1,0 +1,441 @@
+"""Domain operations on tasks: the API, the dashboard and the executor all
+come through here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from pydantic import ValidationError
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+
+from tasks import scheduler
+from tasks.actions import ACTIONS, TransportError, get_action
+from tasks.errors import (
+    InvalidCursor,
+    InvalidTask,
+    SchedulingFailed,
+    TaskConflict,
+    TaskNotFound,
+)
+from tasks.models import (
+    LISTING_ALL,
+    STATUS_CANCELLED,
+    STATUS_COMPLETED,
+    STATUS_FAILED,
+    STATUS_RUNNING,
+    STATUS_SCHEDULED,
+    STATUSES,
+    Attempt,
+    Task,
+)
+from tasks.pagination import decode_cursor, encode_cursor
+
+logger = logging.getLogger(__name__)
+
+ORDERS = ("newest", "due")
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c7a52-3f5e-4d0e-9a57-2b1f3a0c9e11")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def is_conditional_failure(exc: PutError | UpdateError) -> bool:
+    return exc.cause_response_code == "ConditionalCheckFailedException"
+
+
+# --- create ------------------------------------------------------------------
+
+
+def task_validate(
+    *, action: str, payload: Any, run_at: datetime | None, max_attempts: int | None
+) -> tuple[dict, datetime, int]:
+    """Check a task against every rule; return (payload, run_at, max_attempts)
+    normalised, or raise InvalidTask listing each problem with its field."""
+    errors: list[dict] = []
+
+    def error(loc: list, msg: str, type_: str = "value_error") -> None:
+        errors.append({"loc": loc, "msg": msg, "type": type_})
+
+    handler = get_action(action)
+    clean_payload: dict = {}
+    if handler is None:
+        known = ", ".join(sorted(ACTIONS))
+        error(["action"], f"unknown action {action!r}; known actions: {known}")
+    elif not isinstance(payload, dict):
+        error(["payload"], "payload must be an object")
+    else:
+        try:
+            spec = handler.Payload.model_validate(payload)
+            clean_payload = spec.model_dump(mode="json", exclude_defaults=False)
+        except ValidationError as exc:
+            for item in exc.errors(include_url=False):
+                msg = item["msg"].removeprefix("Value error, ")
+                error(["payload", *item["loc"]], msg, item["type"])
+        size = len(json.dumps(payload, separators=(",", ":")).encode())
+        if size > settings.TASK_MAX_PAYLOAD_BYTES:
+            error(
+                ["payload"],
+                f"payload is {size} bytes; the limit is {settings.TASK_MAX_PAYLOAD_BYTES}",
+            )
+
+    if run_at is None:
+        error(["runAt"], "runAt is required", "missing")
+    elif run_at.tzinfo is None or run_at.utcoffset() is None:
+        error(["runAt"], "runAt must include a timezone, e.g. 2024-03-20T15:00:00Z")
+    else:
+        run_at = run_at.astimezone(UTC)
+        current = now()
+        earliest = current - timedelta(seconds=settings.TASK_PAST_TOLERANCE_SECONDS)
+        latest = current + timedelta(days=settings.TASK_MAX_HORIZON_DAYS)
+        if run_at < earliest:
+            error(
+                ["runAt"],
+                f"runAt is in the past; at most {settings.TASK_PAST_TOLERANCE_SECONDS} s "
+                "ago is accepted (the task then runs at once)",
+            )
+        elif run_at > latest:
+            error(["runAt"], f"runAt is more than {settings.TASK_MAX_HORIZON_DAYS} days ahead")
+
+    if max_attempts is None:
+        max_attempts = settings.TASK_DEFAULT_MAX_ATTEMPTS
+    if not 1 <= max_attempts <= settings.TASK_MAX_ATTEMPTS_LIMIT:
+        error(
+            ["maxAttempts"],
+            f"maxAttempts must be between 1 and {settings.TASK_MAX_ATTEMPTS_LIMIT}",
+        )
+    if errors:
+        raise InvalidTask(errors)
+    return clean_payload, run_at, max_attempts
+
+
+def _fingerprint(action: str, payload: dict, run_at: datetime, max_attempts: int) -> str:
+    body = json.dumps(
+        [action, payload, run_at.isoformat(), max_attempts], sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def task_create(
+    *,
+    action: str,
+    payload: Any,
+    run_at: datetime | None,
+    max_attempts: int | None = None,
+    idempotency_key: str | None = None,
+    created_by: str | None = None,
+) -> tuple[Task, bool]:
+    """Store a task and its schedule. Returns (task, created); created is
+    False when an Idempotency-Key replays an earlier identical request."""
+    payload, run_at, max_attempts = task_validate(
+        action=action, payload=payload, run_at=run_at, max_attempts=max_attempts
+    )
+    fingerprint = None
+    if idempotency_key is not None:
+        if not 1 <= len(idempotency_key) <= 255:
+            raise InvalidTask(
+                [{"loc": ["Idempotency-Key"], "msg": "must be 1 to 255 characters", "type": "value_error"}]
+            )
+        fingerprint = _fingerprint(action, payload, run_at, max_attempts)
+        scope = f"{created_by or ''}\n{idempotency_key}"
+        task_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, scope).hex
+    else:
+        task_id = uuid.uuid4().hex
+
+    current = now()
+    task = Task(
+        id=task_id,
+        action=action,
+        payload=payload,
+        run_at=run_at,
+        due_at=max(run_at, current),
+        status=STATUS_SCHEDULED,
+        attempts=0,
+        max_attempts=max_attempts,
+        schedule_name=f"{task_id}-1",
+        schedule_seq=1,
+        listing=LISTING_ALL,
+        request_fingerprint=fingerprint,
+        created_by=created_by,
+        created_at=current,
+        updated_at=current,
+    )
+    try:
+        task.save(condition=Task.id.does_not_exist())
+    except PutError as exc:
+        if not (fingerprint and is_conditional_failure(exc)):
+            raise
+        existing = task_get(task_id=task_id)
+        if existing.request_fingerprint != fingerprint:
+            raise TaskConflict(
+                "this Idempotency-Key was already used with a different request"
+            ) from None
+        return existing, False
+    _schedule_or_fail(task)
+    return task, True
+
+
+def _schedule_or_fail(task: Task) -> None:
+    """Create the task's current schedule; if that fails, store the task as
+    failed (never `scheduled` without a schedule) and raise SchedulingFailed."""
+    try:
+        scheduler.schedule_create(name=task.schedule_name, task_id=task.id, when=task.due_at)
+    except scheduler.SchedulerError as exc:
+        reason = f"could not create the schedule: {exc}"
+        logger.error("task %s: %s", task.id, reason)
+        try:
+            task.update(
+                actions=[
+                    Task.status.set(STATUS_FAILED),
+                    Task.error.set(reason),
+                    Task.updated_at.set(now()),
+                ],
+                condition=Task.status == STATUS_SCHEDULED,
+            )
+        except UpdateError:
+            logger.exception("task %s: could not record the scheduling failure", task.id)
+        raise SchedulingFailed(f"{reason}; task {task.id} is stored as failed") from exc
+
+
+# --- read ------------------------------------------------------------------------
+
+
+def task_get(*, task_id: str) -> Task:
+    try:
+        return Task.get(task_id, consistent_read=True)
+    except DoesNotExist:
+        raise TaskNotFound(f"task {task_id} not found") from None
+
+
+@dataclass
+class TaskPage:
+    items: list[Task]
+    next_cursor: str | None
+
+
+def task_list(
+    *,
+    status: str | None = None,
+    order: str = "newest",
+    limit: int = 20,
+    cursor: str | None = None,
+) -> TaskPage:
+    """One page of tasks, always a Query on an index (never a Scan).
+
+    newest: createdAt descending. due: runAt ascending (next due first); with
+    no status it lists the scheduled tasks, the only ones that are due.
+    """
+    if status is not None and status not in STATUSES:
+        raise InvalidTask(
+            [{"loc": ["status"], "msg": f"status must be one of {', '.join(STATUSES)}", "type": "enum"}]
+        )
+    if order not in ORDERS:
+        raise InvalidTask(
+            [{"loc": ["order"], "msg": f"order must be one of {', '.join(ORDERS)}", "type": "enum"}]
+        )
+    if order == "due":
+        index, hash_key, forward = Task.status_run_at_index, status or STATUS_SCHEDULED, True
+    elif status:
+        index, hash_key, forward = Task.status_created_at_index, status, False
+    else:
+        index, hash_key, forward = Task.created_at_index, LISTING_ALL, False
+    index_name = index.Meta.index_name
+    start_key = decode_cursor(cursor, index_name, hash_key) if cursor else None
+    results = index.query(
+        hash_key,
+        scan_index_forward=forward,
+        limit=limit,
+        page_size=limit,
+        last_evaluated_key=start_key,
+    )
+    items = list(results)
+    next_key = results.last_evaluated_key if len(items) == limit else None
+    return TaskPage(items=items, next_cursor=encode_cursor(next_key, index_name) if next_key else None)
+
+
+def task_counts() -> dict[str, int]:
+    """How many tasks have each status (one Select=COUNT query per status)."""
+    return {status: Task.status_created_at_index.count(status) for status in STATUSES}
+
+
+# --- change ------------------------------------------------------------------------
+
+
+def _transition(task_id: str, actions: list, condition) -> Task | None:
+    """Apply a conditional update; return the updated task, or None when the
+    condition failed. Raises TaskNotFound for an unknown id."""
+    task = Task(id=task_id)
+    try:
+        task.update(actions=[*actions, Task.updated_at.set(now())], condition=condition)
+    except UpdateError as exc:
+        if not is_conditional_failure(exc):
+            raise
+        return None
+    return task
+
+
+def task_cancel(*, task_id: str) -> Task:
+    task = _transition(
+        task_id,
+        [Task.status.set(STATUS_CANCELLED), Task.error.set("cancelled")],
+        Task.status == STATUS_SCHEDULED,
+    )
+    if task is None:
+        current = task_get(task_id=task_id)
+        raise TaskConflict(f"task is {current.status} and can no longer be cancelled")
+    _delete_schedule_quietly(task)
+    return task
+
+
+def task_run_now(*, task_id: str) -> Task:
+    """Move a scheduled task's next attempt to now."""
+    current = task_get(task_id=task_id)
+    if current.status != STATUS_SCHEDULED:
+        raise TaskConflict(f"task is {current.status}; only a scheduled task can be run now")
+    return _reschedule(current, expected_status=STATUS_SCHEDULED, extra_attempts=0)
+
+
+def task_retry(*, task_id: str) -> Task:
+    """Give a failed task a fresh round of attempts, starting now."""
+    current = task_get(task_id=task_id)
+    if current.status != STATUS_FAILED:
+        raise TaskConflict(f"task is {current.status}; only a failed task can be retried")
+    budget = min(current.max_attempts, settings.TASK_MAX_ATTEMPTS_LIMIT)
+    return _reschedule(current, expected_status=STATUS_FAILED, extra_attempts=budget)
+
+
+def _reschedule(current: Task, *, expected_status: str, extra_attempts: int) -> Task:
+    seq = current.schedule_seq + 1
+    due = now()
+    actions = [
+        Task.status.set(STATUS_SCHEDULED),
+        Task.due_at.set(due),
+        Task.schedule_name.set(f"{current.id}-{seq}"),
+        Task.schedule_seq.set(seq),
+    ]
+    if extra_attempts:
+        actions += [
+            Task.max_attempts.set(current.attempts + extra_attempts),
+            Task.error.remove(),
+        ]
+    # The sequence check makes two concurrent reschedules of the same task
+    # resolve to one.
+    condition = (Task.status == expected_status) & (Task.schedule_seq == current.schedule_seq)
+    task = _transition(current.id, actions, condition)
+    if task is None:
+        raise TaskConflict("task changed meanwhile; reload it and try again")
+    if expected_status == STATUS_SCHEDULED:
+        _delete_schedule_quietly(current)
+    _schedule_or_fail(task)
+    return task
+
+
+def _delete_schedule_quietly(task: Task) -> None:
+    # A schedule left behind is harmless: the executor will not claim a task
+    # that is no longer scheduled and due. So a failure here is only logged.
+    if not task.schedule_name:
+        return
+    try:
+        scheduler.schedule_delete(name=task.schedule_name)
+    except scheduler.SchedulerError:
+        logger.warning("task %s: could not delete schedule %s", task.id, task.schedule_name)
+
+
+# --- execution ---------------------------------------------------------------------
+
+# EventBridge fires at or after the (rounded-up) schedule time; this allows for
+# clock skew between it and the executor.
+CLAIM_EARLY_SECONDS = 5
+RETRY_AFTER_LIMIT_SECONDS = 86400
+
+
+def task_claim(*, task_id: str) -> Task | None:
+    """Mark a due, scheduled task as running and count the attempt, in one
+    conditional write. None when it is not ours to run: unknown, cancelled,
+    already running or finished, or a retry not yet due (a late duplicate)."""
+    latest_due = now() + timedelta(seconds=CLAIM_EARLY_SECONDS)
+    return _transition(
+        task_id,
+        [Task.status.set(STATUS_RUNNING), Task.attempts.add(1)],
+        (Task.status == STATUS_SCHEDULED) & (Task.due_at <= latest_due),
+    )
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with jitter; a server's Retry-After wins if longer."""
+    base = min(settings.TASK_RETRY_MAX_SECONDS, settings.TASK_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+    delay = random.uniform(base / 2, base)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, RETRY_AFTER_LIMIT_SECONDS))
+    return delay
+
+
+def task_execute(task: Task) -> Task:
+    """Run a claimed task's action once and record the attempt: completed,
+    failed, or scheduled again with a new schedule for a retryable failure."""
+    started = now()
+    clock = time.monotonic()
+    http_status = excerpt = error = None
+    retry_after = None
+    permanent = False
+    try:
+        outcome = get_action(task.action).run(
+            task_id=task.id, payload=task.payload, attempt=task.attempts
+        )
+        http_status, excerpt = outcome.http_status, outcome.response_excerpt
+    except TransportError as exc:
+        error, permanent = exc.message, exc.permanent
+        http_status, excerpt, retry_after = exc.http_status, exc.response_excerpt, exc.retry_after
+    except Exception as exc:  # a bug must not leave the task running forever
+        logger.exception("task %s: action raised", task.id)
+        error, permanent = f"internal error: {type(exc).__name__}", True
+
+    if error is None:
+        status, outcome_name = STATUS_COMPLETED, "success"
+    elif not permanent and task.attempts < task.max_attempts:
+        status, outcome_name = STATUS_SCHEDULED, "retry"
+    else:
+        status, outcome_name = STATUS_FAILED, "failure"
+    finished = now()
+    attempt = Attempt(
+        number=task.attempts,
+        started_at=started,
+        finished_at=finished,
+        outcome=outcome_name,
+        http_status=http_status,
+        duration_ms=round((time.monotonic() - clock) * 1000),
+        error=error,
+        response_excerpt=excerpt,
+    )
+    actions = [
+        Task.status.set(status),
+        Task.attempt_history.set((Task.attempt_history | []).append([attempt])),
+        Task.error.set(error) if error else Task.error.remove(),
+    ]
+    if status == STATUS_SCHEDULED:
+        seq = task.schedule_seq + 1
+        actions += [
+            Task.due_at.set(finished + timedelta(seconds=retry_delay(task.attempts, retry_after))),
+            Task.schedule_name.set(f"{task.id}-{seq}"),
+            Task.schedule_seq.set(seq),
+        ]
+    recorded = _transition(task.id, actions, Task.status == STATUS_RUNNING)
+    if recorded is None:  # only the executor moves a task out of running
+        logger.error("task %s: no longer running when its attempt finished", task.id)
+        return task
+    if status == STATUS_SCHEDULED:
+        try:
+            _schedule_or_fail(recorded)
+        except SchedulingFailed:
+            recorded.refresh()
+    logger.info("task %s attempt %s: %s %s", task.id, task.attempts, outcome_name, error or "")
+    return recorded
