@@ -30,3 +30,22 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
+
+# --- Lambda (Zappa) ----------------------------------------------------------
+# Both packages of a stage (web + executor) into build/, with their sizes.
+lambda: setup
+	$(PY) deploy/build_lambda.py --stage $(STAGE)
+
+# Real AWS: see the README's Deployment section. Never run by the tests.
+deploy: lambda
+	$(PY) deploy/zappa_stage.py deploy $(STAGE)
+
+update: lambda
+	$(PY) deploy/zappa_stage.py update $(STAGE)
+
+# The original's destroy-and-recreate, for both functions.
+reset: lambda
+	$(PY) deploy/zappa_stage.py reset $(STAGE)
+
+bench: setup lambda
+	$(PY) bench/coldstart.py

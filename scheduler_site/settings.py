@@ -82,9 +82,10 @@ STATIC_URL = env_str("DJANGO_STATIC_URL", "static/")
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        # Subclasses that keep the stage prefix (SCRIPT_NAME) in static URLs.
+        "BACKEND": "scheduler_site.storage.ManifestStorage"
         if not DEBUG
-        else "django.contrib.staticfiles.storage.StaticFilesStorage",
+        else "scheduler_site.storage.PlainStorage",
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG or LOCAL_MODE

@@ -1,0 +1,202 @@
+"""Run a built Lambda package's handler here, the way the Lambda runtime does.
+
+Used by the artifact tests and bench/coldstart.py. A package is unzipped as
+Lambda unzips it (entries keep their zip dates, which is what makes ordinary
+.pyc files stale there) and its `handler.lambda_handler` runs in a fresh
+`python -I -S -B` process: no site-packages, no PYTHONPATH, no bytecode
+written (/var/task is read-only on Lambda). That process sees the package and
+a stand-in for the runtime's own boto3/botocore (they are left out of the
+package), and nothing else but the standard library.
+
+The process reads one JSON request a line on stdin and answers one JSON line
+on its own channel (the handler's prints go to stderr):
+  {"event": {...}}   -> {"result": ..., "seconds": ...}
+  {"exec": "code"}   -> {"result": <the code's `result` variable>}  (test setup,
+                        run after the handler has set itself up)
+An exception becomes {"error": "TypeName", "message": ..., "traceback": ...}.
+"""
+
+from __future__ import annotations
+
+import compileall
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+# What the python3.13 Lambda runtime has on its path besides the standard
+# library: boto3, botocore and their dependencies.
+RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
+
+_RUNNER = r"""
+import json, os, sys, time, traceback
+package, runtime = sys.argv[1], sys.argv[2]
+sys.path[:0] = [package, runtime]
+os.chdir(package)
+channel = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+
+class Context:
+    function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local")
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:" + function_name
+    def __init__(self):
+        self.aws_request_id = os.urandom(16).hex()
+        self._deadline = time.monotonic() + 30
+    def get_remaining_time_in_millis(self):
+        return int((self._deadline - time.monotonic()) * 1000)
+
+started = time.perf_counter()
+import handler
+channel.write(json.dumps({"ready": True, "seconds": time.perf_counter() - started}) + "\n")
+namespace = {}
+for line in sys.stdin:
+    request = json.loads(line)
+    started = time.perf_counter()
+    try:
+        if "event" in request:
+            reply = {"result": handler.lambda_handler(request["event"], Context())}
+        else:
+            handler.LambdaHandler()  # set up as the first event would (settings, Django)
+            namespace.pop("result", None)
+            exec(request["exec"], namespace)
+            reply = {"result": namespace.get("result")}
+    except Exception as exc:
+        reply = {"error": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
+    reply["seconds"] = time.perf_counter() - started
+    channel.write(json.dumps(reply, default=str) + "\n")
+"""
+
+
+class InvocationError(Exception):
+    def __init__(self, reply: dict[str, Any]):
+        super().__init__(f"{reply['error']}: {reply['message']}\n{reply.get('traceback', '')}")
+        self.reply = reply
+
+
+def unpack(zip_path: Path, destination: Path) -> Path:
+    """Unzip like Lambda: each file keeps its entry's date (Zappa's 1980)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(zip_path) as archive:
+        for info in archive.infolist():
+            target = Path(archive.extract(info, destination))
+            if not info.is_dir():
+                target.chmod((info.external_attr >> 16) & 0o777 or 0o644)
+                stamp = time.mktime((*info.date_time, 0, 0, -1))
+                os.utime(target, (stamp, stamp))
+    return destination
+
+
+def runtime_stand_in(site_packages: Path, destination: Path) -> Path:
+    """A folder with only the modules the Lambda runtime provides, copied from
+    a virtualenv with the same pins, and compiled (the runtime's are)."""
+    if (destination / ".complete").exists():
+        return destination
+    shutil.rmtree(destination, ignore_errors=True)
+    destination.mkdir(parents=True)
+    for name in RUNTIME_MODULES:
+        source = site_packages / name
+        if source.is_dir():
+            shutil.copytree(
+                source, destination / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy2(source, destination / name)
+    compileall.compile_dir(destination, quiet=1)
+    (destination / ".complete").touch()
+    return destination
+
+
+class LambdaProcess:
+    """One Lambda execution environment: a fresh interpreter with the package."""
+
+    def __init__(
+        self, package: Path, runtime: Path, env: dict[str, str], *, python: str | None = None
+    ):
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [python or sys.executable, "-I", "-S", "-B", "-c", _RUNNER, str(package), str(runtime)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None if os.environ.get("LAMBDA_STDERR") else subprocess.DEVNULL,
+            env=env,
+            text=True,
+            cwd=package,
+        )
+        ready = self._read()
+        self.import_seconds: float = ready["seconds"]
+
+    def _read(self) -> dict[str, Any]:
+        line = self.process.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            code = self.process.wait(timeout=10)
+            raise RuntimeError(f"the Lambda process exited ({code}) before answering")
+        return json.loads(line)
+
+    def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        self.process.stdin.write(json.dumps(message) + "\n")  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+        return self._read()
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        """The handler's return value; raises InvocationError when it raised."""
+        reply = self.request({"event": event})
+        if "error" in reply:
+            raise InvocationError(reply)
+        return reply["result"]
+
+    def run(self, code: str) -> Any:
+        reply = self.request({"exec": code})
+        if "error" in reply:
+            raise InvocationError(reply)
+        return reply["result"]
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()  # type: ignore[union-attr]
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> LambdaProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def lambda_env(function_name: str, **extra: str) -> dict[str, str]:
+    """The environment Lambda gives a function (the parts the code can see),
+    plus the function's configured variables."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "AWS_LAMBDA_FUNCTION_NAME": function_name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+    }
+    env.update(extra)
+    return env
+
+
+if __name__ == "__main__":  # a quick manual check: python deploy/invoke.py build/x.zip
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pkg = unpack(Path(sys.argv[1]), Path(tmp) / "task")
+        print(sorted(p.name for p in pkg.iterdir()))

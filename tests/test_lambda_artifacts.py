@@ -1,0 +1,347 @@
+"""The packages `make lambda` builds, run as Lambda runs them.
+
+Each package is unzipped into a temporary folder and its Zappa handler runs in
+a fresh `python -I -S -B` process that sees the package, a stand-in for the
+runtime's boto3/botocore, and the standard library (deploy/invoke.py). The
+events are the shapes API Gateway and EventBridge Scheduler send; AWS is a
+moto server on 127.0.0.1 reached over HTTP; webhooks go to a real HTTP server
+on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+from pytest_httpserver import HTTPServer
+from standardwebhooks import Webhook
+
+from tests.lambda_artifacts import (
+    SIGNING_SECRET,
+    STAGE,
+    LambdaProcess,
+    built_packages,
+    function_env,
+    header,
+    http_event,
+    response_body,
+    response_json,
+    rest_event,
+    runtime_dir,
+    unpack,
+)
+
+pytestmark = pytest.mark.e2e
+
+EVENTS = {"rest-v1": rest_event, "http-v2": http_event}
+GROUP = f"task-scheduler-{STAGE}"
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def zips() -> tuple[Path, Path]:
+    return built_packages()
+
+
+@pytest.fixture(scope="module")
+def packages(zips, tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("lambda")
+    return unpack(zips[0], root / "web"), unpack(zips[1], root / "executor")
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def scheduler(moto_endpoint):
+    return boto3.client(
+        "scheduler",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.clear()
+    if server.is_running():
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def web(packages, moto_endpoint, scheduler):
+    """One warm web execution environment for the module; the tables are made
+    through Zappa's own `manage` route, as `zappa manage dev createtables` would."""
+    env = function_env(
+        f"task-scheduler-{STAGE}", moto_endpoint, WEBHOOK_ALLOW_PRIVATE_NETWORKS="true"
+    )
+    with LambdaProcess(packages[0], runtime_dir(), env) as process:
+        assert process.invoke({"manage": "createtables"}) == {}
+        scheduler.create_schedule_group(Name=GROUP)
+        yield process
+
+
+@pytest.fixture(scope="module")
+def api_key(web) -> str:
+    return web.run("from tasks import access\nresult = access.apikey_create(name='artifacts')[1]")
+
+
+def executor_process(packages, moto_endpoint) -> LambdaProcess:
+    env = function_env(
+        f"task-scheduler-{STAGE}-executor",
+        moto_endpoint,
+        WEBHOOK_SIGNING_SECRET=SIGNING_SECRET,
+        # The receiver is on 127.0.0.1; production leaves this off.
+        WEBHOOK_ALLOW_PRIVATE_NETWORKS="true",
+    )
+    return LambdaProcess(packages[1], runtime_dir(), env)
+
+
+@pytest.fixture(scope="module")
+def executor(packages, moto_endpoint, web):
+    with executor_process(packages, moto_endpoint) as process:
+        yield process
+
+
+def create_task(web, api_key, *, url: str, run_at: datetime, data=None, event=rest_event) -> dict:
+    response = web.invoke(
+        event(
+            "POST",
+            "/api/tasks",
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+            body={
+                "action": "webhook",
+                "payload": {"url": url, "data": data or {"hello": "lambda"}},
+                "runAt": run_at.isoformat().replace("+00:00", "Z"),
+            },
+        )
+    )
+    assert response["statusCode"] == 201, response_body(response)
+    return response_json(response)
+
+
+def get_task(web, api_key, task_id: str, event=rest_event) -> dict:
+    response = web.invoke(
+        event("GET", f"/api/tasks/{task_id}", headers={"Authorization": f"Bearer {api_key}"})
+    )
+    assert response["statusCode"] == 200, response_body(response)
+    return response_json(response)
+
+
+def schedule_input(scheduler, task_id: str) -> dict:
+    """The Input EventBridge Scheduler will send, read back from the schedule
+    the scheduler adapter wrote."""
+    names = [s["Name"] for s in scheduler.list_schedules(GroupName=GROUP)["Schedules"]]
+    (name,) = [n for n in names if n.startswith(task_id)]
+    schedule = scheduler.get_schedule(Name=name, GroupName=GROUP)
+    return json.loads(schedule["Target"]["Input"])
+
+
+# --- the packages -------------------------------------------------------------------
+
+
+def test_it_builds_both_packages_lean_and_with_bytecode_lambda_can_use(zips):
+    for path in zips:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            unzipped = sum(i.file_size for i in archive.infolist())
+            settings = archive.read("zappa_settings.py").decode()
+            pyc = archive.read("tasks/__pycache__/executor.cpython-313.pyc")
+        assert unzipped < 100 * MIB
+        tops = {n.split("/")[0] for n in names}
+        # The runtime has boto3/botocore; test tools and the CLI's deps never ship.
+        assert not tops & {"boto3", "botocore", "moto", "pytest", "troposphere", "pip", "tests"}
+        assert {"handler.py", "django", "tasks", "scheduler_site", "zappa"} <= tops
+        assert "staticfiles/staticfiles.json" in names
+        # Flags word of the .pyc header: 0b01 = hash-based, source not checked.
+        assert int.from_bytes(pyc[4:8], "little") == 0b01
+        assert "DJANGO_SETTINGS='scheduler_site.settings'" in settings
+        assert "SECRET" not in settings  # secrets are set on the function, never baked in
+    web_settings = zipfile.ZipFile(zips[0]).read("zappa_settings.py").decode()
+    executor_settings = zipfile.ZipFile(zips[1]).read("zappa_settings.py").decode()
+    assert f"API_STAGE='{STAGE}'" in web_settings
+    assert f"API_STAGE='{STAGE}_executor'" in executor_settings
+
+
+# --- the web function ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", EVENTS)
+def test_it_serves_the_openapi_schema_with_the_stage_prefix(web, kind):
+    response = web.invoke(EVENTS[kind]("GET", "/api/openapi.json"))
+    assert response["statusCode"] == 200
+    assert header(response, "Content-Type").startswith("application/json")
+    schema = response_json(response)
+    assert schema["info"]["title"] == "Task Scheduler API"
+    # Django saw SCRIPT_NAME=/dev, so the documented paths are the public ones.
+    assert f"/{STAGE}/api/tasks" in schema["paths"]
+
+
+@pytest.mark.parametrize("kind", EVENTS)
+def test_it_creates_a_task_with_an_api_key_and_reads_it_back(web, api_key, scheduler, kind):
+    event = EVENTS[kind]
+    run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    created = create_task(web, api_key, url="https://example.com/hook", run_at=run_at, event=event)
+    assert created["status"] == "scheduled"
+
+    fetched = get_task(web, api_key, created["id"], event=event)
+    assert fetched["id"] == created["id"]
+    assert fetched["status"] == "scheduled"
+    assert fetched["payload"]["url"] == "https://example.com/hook"
+    assert fetched["attemptHistory"] == []
+
+    # Stored state: one schedule that will invoke the executor function.
+    assert schedule_input(scheduler, created["id"]) == {
+        "command": "tasks.executor.run_task",
+        "task_id": created["id"],
+    }
+
+
+@pytest.mark.parametrize("kind", EVENTS)
+def test_it_refuses_the_api_without_a_key(web, kind):
+    response = web.invoke(EVENTS[kind]("GET", "/api/tasks/01J0000000000000000000000"))
+    assert response["statusCode"] == 401
+
+
+@pytest.mark.parametrize("kind", EVENTS)
+def test_it_serves_a_page_whose_links_and_static_files_resolve_under_the_stage(web, packages, kind):
+    event = EVENTS[kind]
+    response = web.invoke(event("GET", "/api/docs"))
+    assert response["statusCode"] == 200
+    html = response_body(response).decode()
+    assert f'"/{STAGE}/api/openapi.json"' in html  # swagger's settings
+    static_urls = sorted(set(re.findall(rf'(?:src|href)="(/{STAGE}/static/[^"]+)"', html)))
+    assert len(static_urls) >= 2, html
+    manifest = json.loads((packages[0] / "staticfiles" / "staticfiles.json").read_text())
+    for url in static_urls:
+        relative = url.removeprefix(f"/{STAGE}/static/")
+        assert relative in manifest["paths"].values()  # a hashed, cacheable name
+        # The event builders add the stage where API Gateway puts it.
+        asset = web.invoke(event("GET", url.removeprefix(f"/{STAGE}")))
+        assert asset["statusCode"] == 200, url
+        expected = (packages[0] / "staticfiles" / relative).read_bytes()
+        assert response_body(asset) == expected
+        assert "immutable" in header(asset, "Cache-Control")
+
+
+def test_it_serves_static_files_compressed_when_the_client_accepts_gzip(web, packages):
+    manifest = json.loads((packages[0] / "staticfiles" / "staticfiles.json").read_text())
+    css = manifest["paths"]["ninja/swagger-ui.css"]
+    response = web.invoke(rest_event("GET", f"/static/{css}", headers={"Accept-Encoding": "gzip"}))
+    assert response["statusCode"] == 200
+    assert header(response, "Content-Encoding") == "gzip"
+    assert response["isBase64Encoded"] is True  # API Gateway's binary support
+    expected = (packages[0] / "staticfiles" / css).read_bytes()
+    assert gzip.decompress(response_body(response)) == expected
+
+
+# --- the executor function ----------------------------------------------------------
+
+
+def test_it_runs_a_task_from_the_input_its_schedule_carries(
+    web, api_key, executor, scheduler, receiver
+):
+    receiver.expect_oneshot_request("/hook", method="POST").respond_with_data("ok")
+    task = create_task(
+        web, api_key, url=receiver.url_for("/hook"), run_at=datetime.now(UTC), data={"n": 1}
+    )
+    event = schedule_input(scheduler, task["id"])
+
+    result = executor.invoke(event)
+
+    assert result == {"taskId": task["id"], "result": "completed"}
+    assert len(receiver.log) == 1
+    request, _response = receiver.log[0]
+    assert json.loads(request.get_data()) == {"n": 1}
+    Webhook(SIGNING_SECRET).verify(request.get_data(), dict(request.headers))
+    stored = get_task(web, api_key, task["id"], event=http_event)
+    assert stored["status"] == "completed"
+    assert stored["attempts"] == 1
+    assert stored["attemptHistory"][0]["httpStatus"] == 200
+
+    # EventBridge delivers at least once: a duplicate changes nothing.
+    assert executor.invoke(event) == {"taskId": task["id"], "result": "skipped"}
+    assert len(receiver.log) == 1
+    receiver.clear()
+
+
+PROBE = """
+import sys, types
+probe = types.ModuleType("artifact_probe")
+probe.calls = 0
+def run(event, context=None):
+    probe.calls += 1
+    raise TypeError("a bug inside the function")
+probe.run = run
+sys.modules["artifact_probe"] = probe
+"""
+
+
+def test_it_shows_why_zappa_commands_must_not_raise_type_error(packages, moto_endpoint):
+    """Zappa's command route retries f(event, context) as f(event) (then f()) on
+    a TypeError, whatever raised it: a function shaped like run_task that raises
+    one runs twice."""
+    with executor_process(packages, moto_endpoint) as process:
+        process.run(PROBE)
+        reply = process.request({"event": {"command": "artifact_probe.run"}})
+        assert reply["error"] == "RuntimeError"
+        assert process.run("import artifact_probe\nresult = artifact_probe.calls") == 2
+
+
+FAIL_WHILE_RECORDING = """
+import builtins
+from tasks import services
+calls = {"claim": 0, "transition": 0}
+real_claim, real_transition = services.task_claim, services._transition
+def task_claim(**kwargs):
+    calls["claim"] += 1
+    return real_claim(**kwargs)
+def _transition(*args, **kwargs):
+    calls["transition"] += 1
+    if calls["transition"] == 2:  # the write that records the attempt
+        raise TypeError("a bug while recording the attempt")
+    return real_transition(*args, **kwargs)
+services.task_claim, services._transition = task_claim, _transition
+builtins.artifact_calls = calls
+"""
+
+
+def test_it_never_runs_a_task_twice_when_the_executor_raises_type_error(
+    web, api_key, packages, moto_endpoint, scheduler, receiver
+):
+    receiver.expect_request("/hook", method="POST").respond_with_data("ok")
+    task = create_task(web, api_key, url=receiver.url_for("/hook"), run_at=datetime.now(UTC))
+    event = schedule_input(scheduler, task["id"])
+
+    with executor_process(packages, moto_endpoint) as process:
+        process.run(FAIL_WHILE_RECORDING)
+        reply = process.request({"event": event})
+        calls = process.run("result = artifact_calls")
+
+    # The invocation fails (so EventBridge retries it, then the dead-letter
+    # queue gets it) instead of Zappa calling run_task again.
+    assert reply["error"] == "ExecutorError"
+    assert calls == {"claim": 1, "transition": 2}
+    assert len(receiver.log) == 1
+    stored = get_task(web, api_key, task["id"])
+    assert stored["status"] == "running"
+    assert stored["attempts"] == 1
+    receiver.clear()
