@@ -19,6 +19,7 @@ from tasks.actions import Outcome, TransportError
 from tasks.actions.netguard import BlockedAddressError, refusal_reason
 
 EXCERPT_CHARS = 500
+_CONN_PREFIX = re.compile(r"^(<[^>]*>|\w+\(host=[^)]*\)): ")
 MAX_HEADERS = 20
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
 # Set by the scheduler itself; a task may not override them.
@@ -164,6 +165,11 @@ class WebhookAction:
             )
         except BlockedAddressError as exc:
             raise TransportError(_message(exc), permanent=True) from None
+        except urllib3.exceptions.NewConnectionError as exc:
+            # Caught before TimeoutError: urllib3 makes NewConnectionError a
+            # subclass of ConnectTimeoutError, so a refused connection would
+            # otherwise be recorded as a timeout.
+            raise TransportError(f"connection failed: {_message(exc)}") from None
         except urllib3.exceptions.TimeoutError:
             raise TransportError(
                 f"timed out after {settings.WEBHOOK_TIMEOUT_SECONDS:g} s"
@@ -174,9 +180,9 @@ class WebhookAction:
 
 
 def _message(exc: Exception) -> str:
-    # urllib3 prefixes messages with the connection object's repr.
-    text = str(exc)
-    return text.split(": ", 1)[1] if text.startswith("<") and ": " in text else text
+    # urllib3 prefixes messages with the connection object's repr
+    # ("<...>: " or "HTTPConn(host='...', port=...): ").
+    return _CONN_PREFIX.sub("", str(exc), count=1)
 
 
 def _judge(response: Any) -> Outcome:
