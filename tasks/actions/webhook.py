@@ -13,7 +13,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks.actions import Outcome, TransportError
 from tasks.actions.netguard import BlockedAddressError, refusal_reason
@@ -136,7 +136,15 @@ class WebhookAction:
     def run(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> Outcome:
         import urllib3
 
-        spec = WebhookPayload.model_validate(payload)
+        try:
+            spec = WebhookPayload.model_validate(payload)
+        except ValidationError as exc:
+            # A stored payload that today's rules refuse (e.g. made while
+            # private networks were allowed): retrying cannot help.
+            problems = "; ".join(
+                e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False)
+            )
+            raise TransportError(f"invalid payload: {problems}", permanent=True) from None
         body = json.dumps(spec.data, separators=(",", ":"))
         timestamp = int(time.time())
         # webhook-id is the task id on every attempt, so receivers can dedupe.
