@@ -387,3 +387,25 @@ def test_it_grants_the_executor_role_exactly_what_running_a_task_calls(
         assert run_task({"task_id": unlucky.id})["result"] == "failed"
 
     _assert_exactly(stack, "executor", recorder.calls)
+
+
+def test_it_scopes_what_aws_does_with_the_function_roles_to_their_own_function(stack):
+    account = f"us-east-1:{stack.account}"
+    for role, function in (
+        ("web", "task-scheduler-dev"),
+        ("executor", "task-scheduler-dev-executor"),
+    ):
+        statements = stack.policy_document(stack.role_policy_document(role))
+        grants = {
+            (a, r)
+            for s in statements
+            for a in s["actions"]
+            if a.startswith(USED_BY_AWS_NOT_THE_CODE)
+            for r in s["resources"]
+        }
+        log_streams = f"arn:aws:logs:{account}:log-group:/aws/lambda/{function}:*"
+        expected = {("logs:CreateLogStream", log_streams), ("logs:PutLogEvents", log_streams)}
+        if role == "web":  # API Gateway invokes the web function with the web role
+            arn = f"arn:aws:lambda:{account}:function:{function}"
+            expected |= {("lambda:InvokeFunction", arn), ("lambda:InvokeFunction", f"{arn}:*")}
+        assert grants == expected, role
