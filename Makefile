@@ -30,3 +30,7 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
+
+# The embedded default. Variables the caller sets win over these.
+run: setup
+	SCHEDULER_LOCAL_MODE=true exec $(PY) manage.py runlocal --port $(PORT)
