@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAGE ?= dev
 
-.PHONY: setup run test lint bench lambda deploy update reset webhook clean checkov terraform-check
+.PHONY: setup run test lint bench lambda deploy update reset webhook clean checkov terraform-check clean-checkov
 
 setup: $(VENV)/.installed
 
@@ -29,7 +29,11 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache
+	rm -rf $(VENV) build .pytest_cache
+
+# The embedded default. Variables the caller sets win over these.
+run: setup
+	SCHEDULER_LOCAL_MODE=true exec $(PY) manage.py runlocal --port $(PORT)
 
 # checkov (run by tests/test_terraform.py) lives in its own virtualenv: its
 # dependencies conflict with the app's pins.
@@ -52,3 +56,7 @@ terraform-check: setup checkov
 	terraform fmt -check -recursive terraform/
 	$(CHECKOV_VENV)/bin/checkov --directory terraform --framework terraform --skip-download --compact --quiet
 	$(PY) -m pytest tests/test_terraform.py
+
+clean: clean-checkov
+clean-checkov:
+	rm -rf $(CHECKOV_VENV)

@@ -110,7 +110,9 @@ CORS_PREFLIGHT_MAX_AGE = 86400
 # AWS_ENDPOINT_URL (botocore's standard variable) points every client at a
 # local server in the local mode and in tests.
 AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
-TABLE_PREFIX = env_str("SCHEDULER_TABLE_PREFIX", "task-scheduler-dev")
+TABLE_PREFIX = env_str(
+    "SCHEDULER_TABLE_PREFIX", "task-scheduler-local" if LOCAL_MODE else "task-scheduler-dev"
+)
 TASKS_TABLE = env_str("TASKS_TABLE", f"{TABLE_PREFIX}-tasks")
 API_KEYS_TABLE = env_str("API_KEYS_TABLE", f"{TABLE_PREFIX}-api-keys")
 OPERATORS_TABLE = env_str("OPERATORS_TABLE", f"{TABLE_PREFIX}-operators")
@@ -147,7 +149,7 @@ WEBHOOK_SIGNING_SECRET = env_str(
 )
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 # Lets webhooks reach loopback and private networks: for local development only.
-WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", LOCAL_MODE)
 WEBHOOK_USER_AGENT = "django-task-scheduler/0.1 (+webhook)"
 
 LOGGING = {
@@ -156,4 +158,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Their INFO lines (credential and endpoint discovery) are noise.
+    "loggers": {
+        name: {"level": "WARNING"} for name in ("botocore", "boto3", "pynamodb", "urllib3")
+    },
 }

@@ -1,0 +1,185 @@
+"""A local stand-in for EventBridge Scheduler's firing of one-time schedules.
+
+It reads the schedules the app created through the same boto3 'scheduler'
+API the app uses on AWS, and at each schedule's time invokes the executor
+with the schedule's Target Input, as Lambda would, in a bounded worker pool.
+After a schedule fires it is deleted (ActionAfterCompletion DELETE). It fires
+at the scheduled second, not within a minute as EventBridge may; schedules
+that came due while nothing was running fire as soon as it starts.
+"""
+
+from __future__ import annotations
+
+import heapq
+import importlib
+import json
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+logger = logging.getLogger("localmode.firer")
+
+
+@dataclass(order=True)
+class Due:
+    at: float
+    name: str = field(compare=False)
+    event: dict = field(compare=False)
+    delete_after: bool = field(compare=False)
+    retries: int = field(compare=False)
+
+
+class LambdaContext:
+    """The parts of Lambda's context object that handlers commonly read."""
+
+    def __init__(self, function_name: str, timeout: float) -> None:
+        self.function_name = function_name
+        self.aws_request_id = str(uuid.uuid4())
+        self._deadline = time.monotonic() + timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def parse_at(expression: str, timezone: str | None) -> float:
+    """`at(yyyy-mm-ddThh:mm:ss)` -> epoch seconds."""
+    if not (expression.startswith("at(") and expression.endswith(")")):
+        raise ValueError(f"not a one-time schedule: {expression}")
+    when = datetime.fromisoformat(expression[3:-1])
+    if timezone not in (None, "UTC"):
+        from zoneinfo import ZoneInfo
+
+        return when.replace(tzinfo=ZoneInfo(timezone)).timestamp()
+    return when.replace(tzinfo=UTC).timestamp()
+
+
+def invoke_command(event: dict, context: Any) -> Any:
+    """Route an event the way Zappa's handler routes a `command` event."""
+    module_name, _, function_name = event["command"].rpartition(".")
+    function = getattr(importlib.import_module(module_name), function_name)
+    return function(event, context)
+
+
+class Firer:
+    def __init__(
+        self,
+        *,
+        client: Any,
+        group: str,
+        workers: int = 64,
+        poll_interval: float = 0.25,
+        invoke: Any = invoke_command,
+        timeout: float = 60.0,
+    ) -> None:
+        self.client = client
+        self.group = group
+        self.poll_interval = poll_interval
+        self.invoke = invoke
+        self.timeout = timeout
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invoke")
+        self.heap: list[Due] = []
+        self.known: set[str] = set()
+        self.fired: set[str] = set()
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="firer", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, wait: bool = True) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=5)
+        self.pool.shutdown(wait=wait, cancel_futures=False)
+
+    # --- reading schedules ----------------------------------------------------
+
+    def _list_names(self) -> set[str]:
+        names: set[str] = set()
+        kwargs: dict = {"GroupName": self.group, "State": "ENABLED"}
+        while True:
+            page = self.client.list_schedules(**kwargs)
+            names.update(s["Name"] for s in page.get("Schedules", []))
+            if not page.get("NextToken"):
+                return names
+            kwargs["NextToken"] = page["NextToken"]
+
+    def _read(self, name: str) -> Due | None:
+        try:
+            schedule = self.client.get_schedule(Name=name, GroupName=self.group)
+        except self.client.exceptions.ResourceNotFoundException:
+            return None
+        try:
+            at = parse_at(schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone"))
+            event = json.loads(schedule["Target"].get("Input") or "{}")
+        except (ValueError, KeyError) as exc:
+            logger.warning("schedule %s skipped: %s", name, exc)
+            return None
+        retries = schedule["Target"].get("RetryPolicy", {}).get("MaximumRetryAttempts", 0)
+        return Due(
+            at=at,
+            name=name,
+            event=event,
+            delete_after=schedule.get("ActionAfterCompletion") == "DELETE",
+            retries=retries,
+        )
+
+    def poll(self) -> None:
+        names = self._list_names()
+        for name in names - self.known - self.fired:
+            due = self._read(name)
+            if due:
+                heapq.heappush(self.heap, due)
+        # A schedule deleted before it fired (a cancel) is dropped.
+        self.known = names
+        self.fired &= names
+
+    # --- firing ---------------------------------------------------------------
+
+    def _loop(self) -> None:
+        next_poll = 0.0
+        while not self.stop_event.is_set():
+            now = time.time()
+            if now >= next_poll:
+                try:
+                    self.poll()
+                except Exception:
+                    logger.exception("could not read the schedules")
+                next_poll = time.time() + self.poll_interval
+            self._fire_due()
+            wake = next_poll
+            if self.heap:
+                wake = min(wake, self.heap[0].at)
+            self.stop_event.wait(max(0.0, wake - time.time()))
+
+    def _fire_due(self) -> None:
+        now = time.time()
+        while self.heap and self.heap[0].at <= now:
+            due = heapq.heappop(self.heap)
+            if due.name not in self.known:
+                continue
+            self.fired.add(due.name)
+            self.pool.submit(self._run, due)
+
+    def _run(self, due: Due) -> None:
+        for attempt in range(due.retries + 1):
+            context = LambdaContext(f"local-executor:{due.name}", self.timeout)
+            try:
+                self.invoke(dict(due.event), context)
+                break
+            except Exception:
+                logger.exception("invocation of schedule %s failed (try %s)", due.name, attempt + 1)
+                time.sleep(min(2**attempt, 10))
+        else:
+            logger.error("schedule %s: retries exhausted (on AWS: to the dead-letter queue)", due.name)
+        if due.delete_after:
+            try:
+                self.client.delete_schedule(Name=due.name, GroupName=self.group)
+            except self.client.exceptions.ResourceNotFoundException:
+                pass
+            except Exception:
+                logger.exception("could not delete fired schedule %s", due.name)
