@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.receiver import Receiver  # noqa: E402
-from tests.localstack import start_local  # noqa: E402
+from tasks.localmode.process import start_local  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:
