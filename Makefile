@@ -35,6 +35,13 @@ clean:
 run: setup
 	SCHEDULER_LOCAL_MODE=true exec $(PY) manage.py runlocal --port $(PORT)
 
+# The original's demo: a webhook a few seconds ahead to a local receiver.
+webhook: setup
+	SCHEDULER_LOCAL_MODE=true $(PY) manage.py webhookdemo --port $(PORT)
+
+bench: setup
+	$(PY) bench/dispatch.py
+
 # checkov (run by tests/test_terraform.py) lives in its own virtualenv: its
 # dependencies conflict with the app's pins.
 CHECKOV_VERSION := 3.3.30

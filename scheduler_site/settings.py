@@ -126,6 +126,9 @@ SCHEDULER_ROLE_ARN = env_str(
     "SCHEDULER_ROLE_ARN", "arn:aws:iam::000000000000:role/task-scheduler-dev-scheduler"
 )
 SCHEDULER_DLQ_ARN = env_str("SCHEDULER_DLQ_ARN", "")
+# HTTP connections each AWS client keeps. A Lambda runs one invocation at a
+# time; the local mode runs many executor threads in one process.
+AWS_MAX_POOL_CONNECTIONS = env_int("AWS_MAX_POOL_CONNECTIONS", 64 if LOCAL_MODE else 10, minimum=1)
 # EventBridge's own retries of a failed Lambda invocation (not webhook retries).
 SCHEDULER_MAX_RETRY_ATTEMPTS = env_int("SCHEDULER_MAX_RETRY_ATTEMPTS", 2, minimum=0)
 SCHEDULER_MAX_EVENT_AGE_SECONDS = env_int("SCHEDULER_MAX_EVENT_AGE_SECONDS", 3600, minimum=60)
@@ -160,6 +163,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # Their INFO lines (credential and endpoint discovery) are noise.
     "loggers": {
-        name: {"level": "WARNING"} for name in ("botocore", "boto3", "pynamodb", "urllib3")
+        **{name: {"level": "WARNING"} for name in ("botocore", "boto3", "pynamodb", "urllib3")},
+        # "Connection pool is full, discarding connection" is harmless.
+        "urllib3.connectionpool": {"level": "ERROR"},
     },
 }

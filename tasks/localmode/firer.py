@@ -10,6 +10,7 @@ that came due while nothing was running fire as soon as it starts.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import importlib
 import json
@@ -27,7 +28,8 @@ logger = logging.getLogger("localmode.firer")
 
 @dataclass(order=True)
 class Due:
-    at: float
+    start: float  # when to invoke: `at`, less the lead for a crowded second
+    at: float = field(compare=False)
     name: str = field(compare=False)
     event: dict = field(compare=False)
     delete_after: bool = field(compare=False)
@@ -75,12 +77,21 @@ class Firer:
         poll_interval: float = 0.25,
         invoke: Any = invoke_command,
         timeout: float = 60.0,
+        lead_base: float = 0.05,
+        lead_per_task: float = 0.015,
     ) -> None:
         self.client = client
         self.group = group
         self.poll_interval = poll_interval
         self.invoke = invoke
         self.timeout = timeout
+        # Invocations start a little before their second, more when many share
+        # it, so that the stand-in's own throughput does not make them late.
+        # The executor claims the task then, and holds the delivery until it is
+        # due (it never sends early).
+        self.lead_base = lead_base
+        self.lead_per_task = lead_per_task
+        self.crowd: collections.Counter[int] = collections.Counter()
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invoke")
         self.heap: list[Due] = []
         self.known: set[str] = set()
@@ -99,14 +110,24 @@ class Firer:
     # --- reading schedules ----------------------------------------------------
 
     def _list_names(self) -> set[str]:
-        names: set[str] = set()
-        kwargs: dict = {"GroupName": self.group, "State": "ENABLED"}
-        while True:
-            page = self.client.list_schedules(**kwargs)
-            names.update(s["Name"] for s in page.get("Schedules", []))
-            if not page.get("NextToken"):
-                return names
-            kwargs["NextToken"] = page["NextToken"]
+        from botocore.exceptions import ClientError
+
+        for _ in range(3):
+            names: set[str] = set()
+            kwargs: dict = {"GroupName": self.group, "State": "ENABLED", "MaxResults": 100}
+            try:
+                while True:
+                    page = self.client.list_schedules(**kwargs)
+                    names.update(s["Name"] for s in page.get("Schedules", []))
+                    if not page.get("NextToken"):
+                        return names
+                    kwargs["NextToken"] = page["NextToken"]
+            except ClientError as exc:
+                # A page token goes stale when its schedule is deleted
+                # meanwhile: list again from the start.
+                if exc.response["Error"]["Code"] != "InvalidToken":
+                    raise
+        raise RuntimeError("the schedule listing kept changing")
 
     def _read(self, name: str) -> Due | None:
         try:
@@ -121,6 +142,7 @@ class Firer:
             return None
         retries = schedule["Target"].get("RetryPolicy", {}).get("MaximumRetryAttempts", 0)
         return Due(
+            start=at,
             at=at,
             name=name,
             event=event,
@@ -130,10 +152,12 @@ class Firer:
 
     def poll(self) -> None:
         names = self._list_names()
-        for name in names - self.known - self.fired:
-            due = self._read(name)
-            if due:
-                heapq.heappush(self.heap, due)
+        new = [due for name in names - self.known - self.fired if (due := self._read(name))]
+        for due in new:
+            self.crowd[int(due.at)] += 1
+        for due in new:
+            due.start = due.at - self.lead_base - self.lead_per_task * self.crowd[int(due.at)]
+            heapq.heappush(self.heap, due)
         # A schedule deleted before it fired (a cancel) is dropped.
         self.known = names
         self.fired &= names
@@ -153,12 +177,12 @@ class Firer:
             self._fire_due()
             wake = next_poll
             if self.heap:
-                wake = min(wake, self.heap[0].at)
+                wake = min(wake, self.heap[0].start)
             self.stop_event.wait(max(0.0, wake - time.time()))
 
     def _fire_due(self) -> None:
         now = time.time()
-        while self.heap and self.heap[0].at <= now:
+        while self.heap and self.heap[0].start <= now:
             due = heapq.heappop(self.heap)
             if due.name not in self.known:
                 continue

@@ -31,12 +31,16 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--data-dir", type=Path, default=Path(".local"))
-        parser.add_argument("--workers", type=int, default=64, help="executor worker pool size")
+        parser.add_argument("--workers", type=int, default=256, help="executor worker pool size")
 
     def handle(self, *args, host: str, port: int, data_dir: Path, workers: int, **options) -> None:
         if not settings.LOCAL_MODE:
             raise CommandError("runlocal needs SCHEDULER_LOCAL_MODE=true (make run sets it)")
         data_dir.mkdir(parents=True, exist_ok=True)
+        # Many executor threads share this process (on AWS each invocation
+        # has its own): switch between them often, so a thread that is
+        # recording an outcome does not hold up one that is due to send.
+        sys.setswitchinterval(0.0005)
         # whitenoise warns about a missing STATIC_ROOT; the local mode serves
         # static files from the apps (WHITENOISE_USE_FINDERS).
         Path(settings.STATIC_ROOT).mkdir(exist_ok=True)
@@ -50,6 +54,7 @@ class Command(BaseCommand):
 
             creds = bootstrap(data_dir)
             firer = self._start_firer(workers)
+            self._count_calls()
             server = self._start_web(host, port)
             self.stdout.write(f"Dashboard: http://{host}:{server.server_port}/")
             self.stdout.write(f"Login: {creds['username']} {creds['password']}")
@@ -91,12 +96,30 @@ class Command(BaseCommand):
         return process
 
     def _start_firer(self, workers: int):
-        from tasks import scheduler
+        import boto3
+
         from tasks.localmode.firer import Firer
 
-        firer = Firer(client=scheduler.client(), group=settings.SCHEDULE_GROUP, workers=workers)
+        # Its own client: its calls (reading and deleting fired schedules) are
+        # ones EventBridge makes itself on AWS, so they are not counted.
+        client = boto3.client("scheduler", region_name=settings.AWS_REGION)
+        firer = Firer(client=client, group=settings.SCHEDULE_GROUP, workers=workers)
         firer.start()
         return firer
+
+    def _count_calls(self) -> None:
+        path = os.environ.get("SCHEDULER_LOCAL_CALL_LOG")
+        if not path:
+            return
+        from tasks import scheduler
+        from tasks.localmode.callcount import install
+        from tasks.models import MODELS
+
+        install(path)
+        # The app's clients are made again, now with the counter attached.
+        for model in MODELS:
+            model._connection = None
+        scheduler.client.cache_clear()
 
     def _start_web(self, host: str, port: int):
         from werkzeug.serving import WSGIRequestHandler, make_server
