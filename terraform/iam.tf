@@ -178,11 +178,12 @@ data "aws_iam_policy_document" "executor_trust" {
 }
 
 data "aws_iam_policy_document" "executor" {
-  # Claim (conditional UpdateItem), record the attempt (UpdateItem), and
-  # re-read a task whose retry could not be scheduled (GetItem).
+  # Claim (a conditional UpdateItem that returns the task), record the
+  # attempt, mark a task whose retry could not be scheduled failed: updates
+  # only, the executor never reads a task otherwise.
   statement {
     sid       = "Tasks"
-    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.tasks.arn]
   }
 

@@ -383,9 +383,11 @@ def test_it_grants_the_executor_role_exactly_what_running_a_task_calls(
         raise scheduler.SchedulerError("ThrottlingException: slow down")
 
     monkeypatch.setattr(scheduler, "schedule_create", unavailable)
-    with recorder.recording():  # the retry cannot be scheduled: recorded, then re-read
+    with recorder.recording():  # the retry cannot be scheduled: recorded as failed
         assert run_task({"task_id": unlucky.id})["result"] == "failed"
 
+    stored = {t.id: services.task_get(task_id=t.id).status for t in (ok, down, unlucky)}
+    assert stored == {ok.id: "completed", down.id: "scheduled", unlucky.id: "failed"}
     _assert_exactly(stack, "executor", recorder.calls)
 
 
