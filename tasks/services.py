@@ -20,7 +20,6 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from tasks import scheduler
 from tasks.actions import ACTIONS, TransportError, get_action
 from tasks.errors import (
-    InvalidCursor,
     InvalidTask,
     SchedulingFailed,
     TaskConflict,
@@ -143,7 +142,13 @@ def task_create(
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 255:
             raise InvalidTask(
-                [{"loc": ["Idempotency-Key"], "msg": "must be 1 to 255 characters", "type": "value_error"}]
+                [
+                    {
+                        "loc": ["Idempotency-Key"],
+                        "msg": "must be 1 to 255 characters",
+                        "type": "value_error",
+                    }
+                ]
             )
         fingerprint = _fingerprint(action, payload, run_at, max_attempts)
         scope = f"{created_by or ''}\n{idempotency_key}"
@@ -236,7 +241,13 @@ def task_list(
     """
     if status is not None and status not in STATUSES:
         raise InvalidTask(
-            [{"loc": ["status"], "msg": f"status must be one of {', '.join(STATUSES)}", "type": "enum"}]
+            [
+                {
+                    "loc": ["status"],
+                    "msg": f"status must be one of {', '.join(STATUSES)}",
+                    "type": "enum",
+                }
+            ]
         )
     if order not in ORDERS:
         raise InvalidTask(
@@ -259,7 +270,9 @@ def task_list(
     )
     items = list(results)
     next_key = results.last_evaluated_key if len(items) == limit else None
-    return TaskPage(items=items, next_cursor=encode_cursor(next_key, index_name) if next_key else None)
+    return TaskPage(
+        items=items, next_cursor=encode_cursor(next_key, index_name) if next_key else None
+    )
 
 
 def task_counts() -> dict[str, int]:
@@ -386,7 +399,9 @@ def task_claim(*, task_id: str) -> Task | None:
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:
     """Exponential backoff with jitter; a server's Retry-After wins if longer."""
-    base = min(settings.TASK_RETRY_MAX_SECONDS, settings.TASK_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+    base = min(
+        settings.TASK_RETRY_MAX_SECONDS, settings.TASK_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+    )
     delay = random.uniform(base / 2, base)
     if retry_after is not None:
         delay = max(delay, min(retry_after, RETRY_AFTER_LIMIT_SECONDS))
