@@ -3,6 +3,7 @@ come through here."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -472,9 +473,8 @@ def task_execute(task: Task) -> Task:
     task.attempt_history = [*(task.attempt_history or []), attempt]
     if status == STATUS_SCHEDULED:
         task.due_at, task.schedule_name, task.schedule_seq = retry_at, f"{task.id}-{seq}", seq
-        try:
+        # A failure to schedule the retry is recorded on the task as failed.
+        with contextlib.suppress(SchedulingFailed):
             _schedule_or_fail(task)
-        except SchedulingFailed:
-            pass  # recorded on the task as failed
     logger.info("task %s attempt %s: %s %s", task.id, task.attempts, outcome_name, error or "")
     return task

@@ -135,7 +135,9 @@ class Firer:
         except self.client.exceptions.ResourceNotFoundException:
             return None
         try:
-            at = parse_at(schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone"))
+            at = parse_at(
+                schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone")
+            )
             event = json.loads(schedule["Target"].get("Input") or "{}")
         except (ValueError, KeyError) as exc:
             logger.warning("schedule %s skipped: %s", name, exc)
@@ -199,7 +201,9 @@ class Firer:
                 logger.exception("invocation of schedule %s failed (try %s)", due.name, attempt + 1)
                 time.sleep(min(2**attempt, 10))
         else:
-            logger.error("schedule %s: retries exhausted (on AWS: to the dead-letter queue)", due.name)
+            logger.error(
+                "schedule %s: retries exhausted (on AWS: to the dead-letter queue)", due.name
+            )
         if due.delete_after:
             try:
                 self.client.delete_schedule(Name=due.name, GroupName=self.group)
