@@ -92,6 +92,10 @@ class Firer:
         self.lead_base = lead_base
         self.lead_per_task = lead_per_task
         self.crowd: collections.Counter[int] = collections.Counter()
+        # The executor refuses a claim earlier than this before the due time.
+        from tasks.services import CLAIM_EARLY_SECONDS
+
+        self.max_lead = CLAIM_EARLY_SECONDS - 1.0
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invoke")
         self.heap: list[Due] = []
         self.known: set[str] = set()
@@ -104,7 +108,8 @@ class Firer:
 
     def stop(self, wait: bool = True) -> None:
         self.stop_event.set()
-        self.thread.join(timeout=5)
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
         self.pool.shutdown(wait=wait, cancel_futures=False)
 
     # --- reading schedules ----------------------------------------------------
@@ -158,7 +163,8 @@ class Firer:
         for due in new:
             self.crowd[int(due.at)] += 1
         for due in new:
-            due.start = due.at - self.lead_base - self.lead_per_task * self.crowd[int(due.at)]
+            lead = self.lead_base + self.lead_per_task * self.crowd[int(due.at)]
+            due.start = due.at - min(lead, self.max_lead)
             heapq.heappush(self.heap, due)
         # A schedule deleted before it fired (a cancel) is dropped.
         self.known = names
