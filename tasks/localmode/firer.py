@@ -15,6 +15,7 @@ import heapq
 import importlib
 import json
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -24,6 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 logger = logging.getLogger("localmode.firer")
+
+DELETE_DELAY_SECONDS = 1.0
 
 
 @dataclass(order=True)
@@ -102,15 +105,21 @@ class Firer:
         self.fired: set[str] = set()
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="firer", daemon=True)
+        self.deletions: queue.Queue = queue.Queue()
+        self.deleter = threading.Thread(target=self._delete_fired, name="deleter", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
+        self.deleter.start()
 
     def stop(self, wait: bool = True) -> None:
         self.stop_event.set()
         if self.thread.is_alive():
             self.thread.join(timeout=5)
         self.pool.shutdown(wait=wait, cancel_futures=False)
+        if self.deleter.is_alive():
+            self.deletions.put((0.0, None))
+            self.deleter.join(timeout=10)
 
     # --- reading schedules ----------------------------------------------------
 
@@ -211,9 +220,19 @@ class Firer:
                 "schedule %s: retries exhausted (on AWS: to the dead-letter queue)", due.name
             )
         if due.delete_after:
+            # EventBridge deletes a completed one-time schedule in its own
+            # time; done here a moment later, off the busy instant.
+            self.deletions.put((time.time() + DELETE_DELAY_SECONDS, due.name))
+
+    def _delete_fired(self) -> None:
+        while True:
+            when, name = self.deletions.get()
+            if name is None:
+                return
+            time.sleep(max(0.0, when - time.time()))
             try:
-                self.client.delete_schedule(Name=due.name, GroupName=self.group)
+                self.client.delete_schedule(Name=name, GroupName=self.group)
             except self.client.exceptions.ResourceNotFoundException:
                 pass
             except Exception:
-                logger.exception("could not delete fired schedule %s", due.name)
+                logger.exception("could not delete fired schedule %s", name)
