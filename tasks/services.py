@@ -81,7 +81,13 @@ def task_validate(
             for item in exc.errors(include_url=False):
                 msg = item["msg"].removeprefix("Value error, ")
                 error(["payload", *item["loc"]], msg, item["type"])
-        size = len(json.dumps(payload, separators=(",", ":")).encode())
+        try:
+            # allow_nan=False: Python's parser accepts NaN and Infinity, which
+            # are not JSON, so no receiver could parse such a webhook body.
+            size = len(json.dumps(payload, separators=(",", ":"), allow_nan=False).encode())
+        except ValueError:
+            size = 0
+            error(["payload"], "payload must be JSON: NaN and Infinity are not allowed")
         if size > settings.TASK_MAX_PAYLOAD_BYTES:
             error(
                 ["payload"],
@@ -93,7 +99,6 @@ def task_validate(
     elif run_at.tzinfo is None or run_at.utcoffset() is None:
         error(["runAt"], "runAt must include a timezone, e.g. 2024-03-20T15:00:00Z")
     else:
-        run_at = run_at.astimezone(UTC)
         current = now()
         earliest = current - timedelta(seconds=settings.TASK_PAST_TOLERANCE_SECONDS)
         latest = current + timedelta(days=settings.TASK_MAX_HORIZON_DAYS)
@@ -105,6 +110,10 @@ def task_validate(
             )
         elif run_at > latest:
             error(["runAt"], f"runAt is more than {settings.TASK_MAX_HORIZON_DAYS} days ahead")
+        else:
+            # Converted only once in range: year 1 or 9999 with an offset
+            # would overflow.
+            run_at = run_at.astimezone(UTC)
 
     if max_attempts is None:
         max_attempts = settings.TASK_DEFAULT_MAX_ATTEMPTS
@@ -145,7 +154,7 @@ def task_create(
             raise InvalidTask(
                 [
                     {
-                        "loc": ["Idempotency-Key"],
+                        "loc": ["header", "Idempotency-Key"],
                         "msg": "must be 1 to 255 characters",
                         "type": "value_error",
                     }
@@ -244,7 +253,7 @@ def task_list(
         raise InvalidTask(
             [
                 {
-                    "loc": ["status"],
+                    "loc": ["query", "status"],
                     "msg": f"status must be one of {', '.join(STATUSES)}",
                     "type": "enum",
                 }
@@ -252,7 +261,13 @@ def task_list(
         )
     if order not in ORDERS:
         raise InvalidTask(
-            [{"loc": ["order"], "msg": f"order must be one of {', '.join(ORDERS)}", "type": "enum"}]
+            [
+                {
+                    "loc": ["query", "order"],
+                    "msg": f"order must be one of {', '.join(ORDERS)}",
+                    "type": "enum",
+                }
+            ]
         )
     if order == "due":
         index, hash_key, forward = Task.status_run_at_index, status or STATUS_SCHEDULED, True
