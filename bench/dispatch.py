@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import statistics
 import sys
 import tempfile
 import time
@@ -54,7 +53,11 @@ def main() -> int:
 def run(stack, receiver: Receiver, url: str, n: int, call_log: Path) -> int:
     # Leave time to create them all first (creates go through the API).
     run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=max(6, n // 25))
-    body = {"action": "webhook", "payload": {"url": url, "data": {"n": 0}}, "runAt": run_at.isoformat()}
+    body = {
+        "action": "webhook",
+        "payload": {"url": url, "data": {"n": 0}},
+        "runAt": run_at.isoformat(),
+    }
     calls_before = _lines(call_log)
     created_at = time.time()
     with ThreadPoolExecutor(8) as pool:
@@ -69,14 +72,16 @@ def run(stack, receiver: Receiver, url: str, n: int, call_log: Path) -> int:
     # result are two UpdateItems per task.
     deadline = run_at.timestamp() + 120
     while time.time() < deadline:
-        calls = [line.split() for line in _lines(call_log)[len(calls_before):]]
+        calls = [line.split() for line in _lines(call_log)[len(calls_before) :]]
         if sum(op == "UpdateItem" for _, _, op in calls) >= 2 * n:
             break
         time.sleep(0.05)
     all_done = max(float(t) for t, _, op in calls if op == "UpdateItem")
     completed = _count_completed(stack)
 
-    lateness = [(receiver.arrivals[i] - run_at.timestamp()) * 1000 for i in ids if i in receiver.arrivals]
+    lateness = [
+        (receiver.arrivals[i] - run_at.timestamp()) * 1000 for i in ids if i in receiver.arrivals
+    ]
     per_op = collections.Counter(f"{service}.{op}" for _, service, op in calls)
     print(f"\nDispatch benchmark: {n} webhook tasks due at the same second (local mode)\n")
     print("| measure | value |")
@@ -87,7 +92,9 @@ def run(stack, receiver: Receiver, url: str, n: int, call_log: Path) -> int:
         print(f"| p{p} lateness | {percentile(lateness, p):.0f} ms |")
     print(f"| max lateness | {max(lateness):.0f} ms |")
     print(f"| min lateness | {min(lateness):.0f} ms |")
-    print(f"| throughput | {n / max(all_done - run_at.timestamp(), 1e-9):.0f} tasks/s (runAt to all completed) |")
+    print(
+        f"| throughput | {n / max(all_done - run_at.timestamp(), 1e-9):.0f} tasks/s (runAt to all completed) |"
+    )
     print(f"| creates | {n / create_seconds:.0f} tasks/s through the API (8 clients) |")
     updates = sorted(float(t) for t, _, op in calls if op == "UpdateItem")
     early = sum(t < run_at.timestamp() for t in updates)
@@ -102,7 +109,9 @@ def run(stack, receiver: Receiver, url: str, n: int, call_log: Path) -> int:
         and percentile(lateness, 99) <= 100
         and len(calls) / n <= 5
     )
-    print(f"\ntargets (p99 <= 100 ms, <= 5 calls/task, each delivered once): {'met' if ok else 'NOT met'}")
+    print(
+        f"\ntargets (p99 <= 100 ms, <= 5 calls/task, each delivered once): {'met' if ok else 'NOT met'}"
+    )
     return 0 if ok else 1
 
 

@@ -3,6 +3,7 @@ come through here."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,7 +21,6 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from tasks import scheduler
 from tasks.actions import ACTIONS, TransportError, get_action
 from tasks.errors import (
-    InvalidCursor,
     InvalidTask,
     SchedulingFailed,
     TaskConflict,
@@ -81,7 +81,13 @@ def task_validate(
             for item in exc.errors(include_url=False):
                 msg = item["msg"].removeprefix("Value error, ")
                 error(["payload", *item["loc"]], msg, item["type"])
-        size = len(json.dumps(payload, separators=(",", ":")).encode())
+        try:
+            # allow_nan=False: Python's parser accepts NaN and Infinity, which
+            # are not JSON, so no receiver could parse such a webhook body.
+            size = len(json.dumps(payload, separators=(",", ":"), allow_nan=False).encode())
+        except ValueError:
+            size = 0
+            error(["payload"], "payload must be JSON: NaN and Infinity are not allowed")
         if size > settings.TASK_MAX_PAYLOAD_BYTES:
             error(
                 ["payload"],
@@ -93,7 +99,6 @@ def task_validate(
     elif run_at.tzinfo is None or run_at.utcoffset() is None:
         error(["runAt"], "runAt must include a timezone, e.g. 2024-03-20T15:00:00Z")
     else:
-        run_at = run_at.astimezone(UTC)
         current = now()
         earliest = current - timedelta(seconds=settings.TASK_PAST_TOLERANCE_SECONDS)
         latest = current + timedelta(days=settings.TASK_MAX_HORIZON_DAYS)
@@ -105,6 +110,10 @@ def task_validate(
             )
         elif run_at > latest:
             error(["runAt"], f"runAt is more than {settings.TASK_MAX_HORIZON_DAYS} days ahead")
+        else:
+            # Converted only once in range: year 1 or 9999 with an offset
+            # would overflow.
+            run_at = run_at.astimezone(UTC)
 
     if max_attempts is None:
         max_attempts = settings.TASK_DEFAULT_MAX_ATTEMPTS
@@ -143,7 +152,13 @@ def task_create(
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 255:
             raise InvalidTask(
-                [{"loc": ["Idempotency-Key"], "msg": "must be 1 to 255 characters", "type": "value_error"}]
+                [
+                    {
+                        "loc": ["header", "Idempotency-Key"],
+                        "msg": "must be 1 to 255 characters",
+                        "type": "value_error",
+                    }
+                ]
             )
         fingerprint = _fingerprint(action, payload, run_at, max_attempts)
         scope = f"{created_by or ''}\n{idempotency_key}"
@@ -236,11 +251,23 @@ def task_list(
     """
     if status is not None and status not in STATUSES:
         raise InvalidTask(
-            [{"loc": ["status"], "msg": f"status must be one of {', '.join(STATUSES)}", "type": "enum"}]
+            [
+                {
+                    "loc": ["query", "status"],
+                    "msg": f"status must be one of {', '.join(STATUSES)}",
+                    "type": "enum",
+                }
+            ]
         )
     if order not in ORDERS:
         raise InvalidTask(
-            [{"loc": ["order"], "msg": f"order must be one of {', '.join(ORDERS)}", "type": "enum"}]
+            [
+                {
+                    "loc": ["query", "order"],
+                    "msg": f"order must be one of {', '.join(ORDERS)}",
+                    "type": "enum",
+                }
+            ]
         )
     if order == "due":
         index, hash_key, forward = Task.status_run_at_index, status or STATUS_SCHEDULED, True
@@ -259,7 +286,9 @@ def task_list(
     )
     items = list(results)
     next_key = results.last_evaluated_key if len(items) == limit else None
-    return TaskPage(items=items, next_cursor=encode_cursor(next_key, index_name) if next_key else None)
+    return TaskPage(
+        items=items, next_cursor=encode_cursor(next_key, index_name) if next_key else None
+    )
 
 
 def task_counts() -> dict[str, int]:
@@ -386,7 +415,9 @@ def task_claim(*, task_id: str) -> Task | None:
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:
     """Exponential backoff with jitter; a server's Retry-After wins if longer."""
-    base = min(settings.TASK_RETRY_MAX_SECONDS, settings.TASK_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+    base = min(
+        settings.TASK_RETRY_MAX_SECONDS, settings.TASK_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+    )
     delay = random.uniform(base / 2, base)
     if retry_after is not None:
         delay = max(delay, min(retry_after, RETRY_AFTER_LIMIT_SECONDS))
@@ -457,9 +488,8 @@ def task_execute(task: Task) -> Task:
     task.attempt_history = [*(task.attempt_history or []), attempt]
     if status == STATUS_SCHEDULED:
         task.due_at, task.schedule_name, task.schedule_seq = retry_at, f"{task.id}-{seq}", seq
-        try:
+        # A failure to schedule the retry is recorded on the task as failed.
+        with contextlib.suppress(SchedulingFailed):
             _schedule_or_fail(task)
-        except SchedulingFailed:
-            pass  # recorded on the task as failed
     logger.info("task %s attempt %s: %s %s", task.id, task.attempts, outcome_name, error or "")
     return task

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import signal
 import time
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
@@ -53,7 +53,11 @@ def test_it_delivers_a_webhook_at_its_second(stack, httpserver):
     status, task = stack.api(
         "POST",
         "/schedule-task",
-        {"action": "webhook", "payload": {"url": httpserver.url_for("/hook"), "data": {"message": "Hello World"}}, "runAt": iso(run_at)},
+        {
+            "action": "webhook",
+            "payload": {"url": httpserver.url_for("/hook"), "data": {"message": "Hello World"}},
+            "runAt": iso(run_at),
+        },
     )
     assert status == 201, task
 
@@ -64,7 +68,11 @@ def test_it_delivers_a_webhook_at_its_second(stack, httpserver):
     assert request.get_json() == {"message": "Hello World"}
     Webhook(SECRET).verify(request.get_data(), dict(request.headers))
 
-    detail = wait_for(lambda: (d := stack.api("GET", f"/api/tasks/{task['id']}")[1])["status"] == "completed" and d)
+    detail = wait_for(
+        lambda: (
+            (d := stack.api("GET", f"/api/tasks/{task['id']}")[1])["status"] == "completed" and d
+        )
+    )
     assert detail["attempts"] == 1
     assert [a["httpStatus"] for a in detail["attemptHistory"]] == [200]
     assert len(httpserver.log) == 1
@@ -73,7 +81,11 @@ def test_it_delivers_a_webhook_at_its_second(stack, httpserver):
 def test_it_never_delivers_a_cancelled_task(stack, httpserver):
     httpserver.expect_request("/hook").respond_with_data("ok")
     run_at = datetime.now(UTC) + timedelta(seconds=2)
-    body = {"action": "webhook", "payload": {"url": httpserver.url_for("/hook"), "data": {}}, "runAt": iso(run_at)}
+    body = {
+        "action": "webhook",
+        "payload": {"url": httpserver.url_for("/hook"), "data": {}},
+        "runAt": iso(run_at),
+    }
     _, cancelled = stack.api("POST", "/api/tasks", body)
     _, kept = stack.api("POST", "/api/tasks", body)
     status, after = stack.api("POST", f"/api/tasks/{cancelled['id']}/cancel")
@@ -92,8 +104,13 @@ def test_it_keeps_tasks_across_a_restart(tmp_path, httpserver):
     try:
         run_at = datetime.now(UTC) + timedelta(seconds=4)
         status, task = first.api(
-            "POST", "/api/tasks",
-            {"action": "webhook", "payload": {"url": httpserver.url_for("/hook"), "data": {"n": 1}}, "runAt": iso(run_at)},
+            "POST",
+            "/api/tasks",
+            {
+                "action": "webhook",
+                "payload": {"url": httpserver.url_for("/hook"), "data": {"n": 1}},
+                "runAt": iso(run_at),
+            },
         )
         assert status == 201
     finally:
@@ -103,8 +120,17 @@ def test_it_keeps_tasks_across_a_restart(tmp_path, httpserver):
 
     second = start_local(data_dir, env={"WEBHOOK_SIGNING_SECRET": SECRET})
     try:
-        assert (second.username, second.password, second.api_key) == (first.username, first.password, first.api_key)
-        detail = wait_for(lambda: (d := second.api("GET", f"/api/tasks/{task['id']}")[1])["status"] == "completed" and d)
+        assert (second.username, second.password, second.api_key) == (
+            first.username,
+            first.password,
+            first.api_key,
+        )
+        detail = wait_for(
+            lambda: (
+                (d := second.api("GET", f"/api/tasks/{task['id']}")[1])["status"] == "completed"
+                and d
+            )
+        )
         assert detail["attempts"] == 1
         assert len(httpserver.log) == 1
         assert httpserver.log[0][0].get_json() == {"n": 1}

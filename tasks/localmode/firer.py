@@ -15,6 +15,7 @@ import heapq
 import importlib
 import json
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -24,6 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 logger = logging.getLogger("localmode.firer")
+
+DELETE_DELAY_SECONDS = 1.0
 
 
 @dataclass(order=True)
@@ -92,20 +95,31 @@ class Firer:
         self.lead_base = lead_base
         self.lead_per_task = lead_per_task
         self.crowd: collections.Counter[int] = collections.Counter()
+        # The executor refuses a claim earlier than this before the due time.
+        from tasks.services import CLAIM_EARLY_SECONDS
+
+        self.max_lead = CLAIM_EARLY_SECONDS - 1.0
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invoke")
         self.heap: list[Due] = []
         self.known: set[str] = set()
         self.fired: set[str] = set()
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="firer", daemon=True)
+        self.deletions: queue.Queue = queue.Queue()
+        self.deleter = threading.Thread(target=self._delete_fired, name="deleter", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
+        self.deleter.start()
 
     def stop(self, wait: bool = True) -> None:
         self.stop_event.set()
-        self.thread.join(timeout=5)
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
         self.pool.shutdown(wait=wait, cancel_futures=False)
+        if self.deleter.is_alive():
+            self.deletions.put((0.0, None))
+            self.deleter.join(timeout=10)
 
     # --- reading schedules ----------------------------------------------------
 
@@ -135,7 +149,9 @@ class Firer:
         except self.client.exceptions.ResourceNotFoundException:
             return None
         try:
-            at = parse_at(schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone"))
+            at = parse_at(
+                schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone")
+            )
             event = json.loads(schedule["Target"].get("Input") or "{}")
         except (ValueError, KeyError) as exc:
             logger.warning("schedule %s skipped: %s", name, exc)
@@ -156,7 +172,8 @@ class Firer:
         for due in new:
             self.crowd[int(due.at)] += 1
         for due in new:
-            due.start = due.at - self.lead_base - self.lead_per_task * self.crowd[int(due.at)]
+            lead = self.lead_base + self.lead_per_task * self.crowd[int(due.at)]
+            due.start = due.at - min(lead, self.max_lead)
             heapq.heappush(self.heap, due)
         # A schedule deleted before it fired (a cancel) is dropped.
         self.known = names
@@ -199,11 +216,23 @@ class Firer:
                 logger.exception("invocation of schedule %s failed (try %s)", due.name, attempt + 1)
                 time.sleep(min(2**attempt, 10))
         else:
-            logger.error("schedule %s: retries exhausted (on AWS: to the dead-letter queue)", due.name)
+            logger.error(
+                "schedule %s: retries exhausted (on AWS: to the dead-letter queue)", due.name
+            )
         if due.delete_after:
+            # EventBridge deletes a completed one-time schedule in its own
+            # time; done here a moment later, off the busy instant.
+            self.deletions.put((time.time() + DELETE_DELAY_SECONDS, due.name))
+
+    def _delete_fired(self) -> None:
+        while True:
+            when, name = self.deletions.get()
+            if name is None:
+                return
+            time.sleep(max(0.0, when - time.time()))
             try:
-                self.client.delete_schedule(Name=due.name, GroupName=self.group)
+                self.client.delete_schedule(Name=name, GroupName=self.group)
             except self.client.exceptions.ResourceNotFoundException:
                 pass
             except Exception:
-                logger.exception("could not delete fired schedule %s", due.name)
+                logger.exception("could not delete fired schedule %s", name)

@@ -52,7 +52,9 @@ class LocalStack:
         return self.process.wait(timeout=timeout)
 
 
-def start_local(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None) -> LocalStack:
+def start_local(
+    data_dir: Path, env: dict[str, str] | None = None, port: int | None = None
+) -> LocalStack:
     """Start the local mode with its state in data_dir; returns once the three
     ready lines are printed."""
     environment = {
@@ -82,7 +84,7 @@ def start_local(data_dir: Path, env: dict[str, str] | None = None, port: int | N
         output.append(line)
         for prefix in ("Dashboard: ", "Login: ", "API key: "):
             if line.startswith(prefix):
-                ready[prefix] = line[len(prefix):].strip()
+                ready[prefix] = line[len(prefix) :].strip()
         if time.monotonic() > deadline:
             process.kill()
             raise RuntimeError("runlocal was not ready in time:\n" + "".join(output))

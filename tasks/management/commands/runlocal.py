@@ -79,8 +79,15 @@ class Command(BaseCommand):
             os.environ.setdefault(name, "local")
         os.environ.pop("AWS_PROFILE", None)
         process = subprocess.Popen(
-            [sys.executable, "-m", "tasks.localmode.awsserver", "--port", "0",
-             "--state", str(data_dir / "aws.pickle")],
+            [
+                sys.executable,
+                "-m",
+                "tasks.localmode.awsserver",
+                "--port",
+                "0",
+                "--state",
+                str(data_dir / "aws.pickle"),
+            ],
             stdout=subprocess.PIPE,
             text=True,
             preexec_fn=_child_setup,
