@@ -3,6 +3,7 @@ come through here."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -311,6 +312,20 @@ def _transition(task_id: str, actions: list, condition) -> Task | None:
     return task
 
 
+def _record(task_id: str, actions: list, condition) -> bool:
+    """A conditional update that does not read the item back; False when
+    the condition failed."""
+    try:
+        Task._get_connection().update_item(
+            task_id, actions=[*actions, Task.updated_at.set(now())], condition=condition
+        )
+    except UpdateError as exc:
+        if not is_conditional_failure(exc):
+            raise
+        return False
+    return True
+
+
 def task_cancel(*, task_id: str) -> Task:
     task = _transition(
         task_id,
@@ -412,6 +427,11 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
 def task_execute(task: Task) -> Task:
     """Run a claimed task's action once and record the attempt: completed,
     failed, or scheduled again with a new schedule for a retryable failure."""
+    # Never deliver early: a delivery that arrives before the task is due
+    # (clock skew; the local stand-in's lead) waits for it.
+    early = (task.due_at - now()).total_seconds()
+    if early > 0:
+        time.sleep(min(early, CLAIM_EARLY_SECONDS))
     started = now()
     clock = time.monotonic()
     http_status = excerpt = error = None
@@ -453,19 +473,23 @@ def task_execute(task: Task) -> Task:
     ]
     if status == STATUS_SCHEDULED:
         seq = task.schedule_seq + 1
+        retry_at = finished + timedelta(seconds=retry_delay(task.attempts, retry_after))
         actions += [
-            Task.due_at.set(finished + timedelta(seconds=retry_delay(task.attempts, retry_after))),
+            Task.due_at.set(retry_at),
             Task.schedule_name.set(f"{task.id}-{seq}"),
             Task.schedule_seq.set(seq),
         ]
-    recorded = _transition(task.id, actions, Task.status == STATUS_RUNNING)
-    if recorded is None:  # only the executor moves a task out of running
+    # Only the executor moves a task out of running, so this write succeeds;
+    # it does not read the item back (the executor's hot path).
+    if not _record(task.id, actions, Task.status == STATUS_RUNNING):
         logger.error("task %s: no longer running when its attempt finished", task.id)
         return task
+    task.status, task.error = status, error
+    task.attempt_history = [*(task.attempt_history or []), attempt]
     if status == STATUS_SCHEDULED:
-        try:
-            _schedule_or_fail(recorded)
-        except SchedulingFailed:
-            recorded.refresh()
+        task.due_at, task.schedule_name, task.schedule_seq = retry_at, f"{task.id}-{seq}", seq
+        # A failure to schedule the retry is recorded on the task as failed.
+        with contextlib.suppress(SchedulingFailed):
+            _schedule_or_fail(task)
     logger.info("task %s attempt %s: %s %s", task.id, task.attempts, outcome_name, error or "")
-    return recorded
+    return task

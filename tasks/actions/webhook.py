@@ -93,7 +93,9 @@ def _pool_manager(allow_private: bool):
 
     from tasks.actions.netguard import pool_classes
 
-    manager = urllib3.PoolManager(num_pools=50, maxsize=4, retries=False)
+    manager = urllib3.PoolManager(
+        num_pools=50, maxsize=settings.AWS_MAX_POOL_CONNECTIONS, retries=False
+    )
     manager.pool_classes_by_scheme = pool_classes(allow_private=allow_private)
     return manager
 
