@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAGE ?= dev
 
-.PHONY: setup run test lint bench lambda deploy update reset webhook clean
+.PHONY: setup run test lint bench lambda deploy update reset webhook clean checkov terraform-check clean-checkov
 
 setup: $(VENV)/.installed
 
@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-test: setup
+test: setup checkov
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
@@ -30,6 +30,44 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
+
+# The embedded default. Variables the caller sets win over these.
+run: setup
+	SCHEDULER_LOCAL_MODE=true exec $(PY) manage.py runlocal --port $(PORT)
+
+# The original's demo: a webhook a few seconds ahead to a local receiver.
+webhook: setup
+	SCHEDULER_LOCAL_MODE=true $(PY) manage.py webhookdemo --port $(PORT)
+
+bench: setup lambda
+	$(PY) bench/dispatch.py
+	$(PY) bench/coldstart.py
+
+# checkov (run by tests/test_terraform.py) lives in its own virtualenv: its
+# dependencies conflict with the app's pins.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+
+checkov: $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+$(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
+	@if [ ! -x $(CHECKOV_VENV)/bin/python ]; then \
+		PYBIN=$$(command -v $(PYTHON) || (command -v pyenv >/dev/null && pyenv which python3.13) || echo python3); \
+		$$PYBIN -m venv $(CHECKOV_VENV); \
+	fi
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	@rm -f $(CHECKOV_VENV)/.installed-*
+	@touch $@
+
+# The Terraform checks alone (make test runs them too, as tests).
+terraform-check: setup checkov
+	terraform fmt -check -recursive terraform/
+	$(CHECKOV_VENV)/bin/checkov --directory terraform --framework terraform --skip-download --compact --quiet
+	$(PY) -m pytest tests/test_terraform.py
+
+clean: clean-checkov
+clean-checkov:
+	rm -rf $(CHECKOV_VENV)
 
 # --- Lambda (Zappa) ----------------------------------------------------------
 # Both packages of a stage (web + executor) into build/, with their sizes.
@@ -46,6 +84,3 @@ update: lambda
 # The original's destroy-and-recreate, for both functions.
 reset: lambda
 	$(PY) deploy/zappa_stage.py reset $(STAGE)
-
-bench: setup lambda
-	$(PY) bench/coldstart.py
