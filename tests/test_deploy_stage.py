@@ -75,7 +75,12 @@ def test_it_defines_a_web_and_an_executor_stage_per_environment(stage):
     assert executor["timeout_seconds"] != web["timeout_seconds"]
     assert executor["memory_size"] != web["memory_size"]
     # `extends` is shallow: the nested environment is spelled out per stage.
-    assert executor["environment_variables"] == web["environment_variables"]
+    assert (
+        executor["environment_variables"]["LOG_LEVEL"] == web["environment_variables"]["LOG_LEVEL"]
+    )
+    # The executor loads Django's settings but not its WSGI app (see the README).
+    assert executor["django_settings"] is None
+    assert executor["environment_variables"]["DJANGO_SETTINGS_MODULE"] == web["django_settings"]
     text = json.dumps(SETTINGS)
     assert "SECRET" not in text and "whsec_" not in text
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shutil
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,8 +27,11 @@ from standardwebhooks import Webhook
 from tests.lambda_artifacts import (
     SIGNING_SECRET,
     STAGE,
+    VENV,
     LambdaProcess,
+    PackageError,
     built_packages,
+    check_extensions,
     function_env,
     header,
     http_event,
@@ -173,12 +177,31 @@ def test_it_builds_both_packages_lean_and_with_bytecode_lambda_can_use(zips):
         assert "staticfiles/staticfiles.json" in names
         # Flags word of the .pyc header: 0b01 = hash-based, source not checked.
         assert int.from_bytes(pyc[4:8], "little") == 0b01
-        assert "DJANGO_SETTINGS='scheduler_site.settings'" in settings
         assert "SECRET" not in settings  # secrets are set on the function, never baked in
     web_settings = zipfile.ZipFile(zips[0]).read("zappa_settings.py").decode()
     executor_settings = zipfile.ZipFile(zips[1]).read("zappa_settings.py").decode()
     assert f"API_STAGE='{STAGE}'" in web_settings
+    assert "DJANGO_SETTINGS='scheduler_site.settings'" in web_settings
     assert f"API_STAGE='{STAGE}_executor'" in executor_settings
+    # The executor needs Django's settings, not its WSGI application (cold start).
+    assert "DJANGO_SETTINGS=None" in executor_settings
+    assert "'DJANGO_SETTINGS_MODULE': 'scheduler_site.settings'" in executor_settings
+
+
+def test_it_refuses_an_extension_that_needs_a_newer_glibc_or_another_cpu(zips, tmp_path):
+    # A real extension from the build virtualenv (pydantic-core's).
+    (extension,) = (VENV / "lib" / "python3.13" / "site-packages" / "pydantic_core").glob("*.so")
+    copy = tmp_path / "pkg" / extension.name
+    copy.parent.mkdir()
+    shutil.copy(extension, copy)
+    assert check_extensions(tmp_path) == [copy]  # fine on Amazon Linux 2023's glibc 2.34
+    with pytest.raises(
+        PackageError,
+        match=rf"pkg/{re.escape(extension.name)}: needs GLIBC_2\.\d+, the runtime has 2\.1",
+    ):
+        check_extensions(tmp_path, max_glibc=(2, 1))
+    with pytest.raises(PackageError, match="built for EM_X86_64, Lambda runs EM_AARCH64"):
+        check_extensions(tmp_path, architecture="arm64")
 
 
 # --- the web function ---------------------------------------------------------------
@@ -302,24 +325,22 @@ def test_it_shows_why_zappa_commands_must_not_raise_type_error(packages, moto_en
     with executor_process(packages, moto_endpoint) as process:
         process.run(PROBE)
         reply = process.request({"event": {"command": "artifact_probe.run"}})
-        assert reply["error"] == "RuntimeError"
+        assert reply.get("error") == "RuntimeError", reply
         assert process.run("import artifact_probe\nresult = artifact_probe.calls") == 2
 
 
 FAIL_WHILE_RECORDING = """
 import builtins
 from tasks import services
-calls = {"claim": 0, "transition": 0}
-real_claim, real_transition = services.task_claim, services._transition
+calls = {"claim": 0, "record": 0}
+real_claim = services.task_claim
 def task_claim(**kwargs):
     calls["claim"] += 1
     return real_claim(**kwargs)
-def _transition(*args, **kwargs):
-    calls["transition"] += 1
-    if calls["transition"] == 2:  # the write that records the attempt
-        raise TypeError("a bug while recording the attempt")
-    return real_transition(*args, **kwargs)
-services.task_claim, services._transition = task_claim, _transition
+def _record(*args, **kwargs):  # the write that records the attempt
+    calls["record"] += 1
+    raise TypeError("a bug while recording the attempt")
+services.task_claim, services._record = task_claim, _record
 builtins.artifact_calls = calls
 """
 
@@ -338,8 +359,8 @@ def test_it_never_runs_a_task_twice_when_the_executor_raises_type_error(
 
     # The invocation fails (so EventBridge retries it, then the dead-letter
     # queue gets it) instead of Zappa calling run_task again.
-    assert reply["error"] == "ExecutorError"
-    assert calls == {"claim": 1, "transition": 2}
+    assert reply.get("error") == "ExecutorError", reply
+    assert calls == {"claim": 1, "record": 1}
     assert len(receiver.log) == 1
     stored = get_task(web, api_key, task["id"])
     assert stored["status"] == "running"
