@@ -19,6 +19,10 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from tasks import aws
+
+aws.share_with_pynamodb()
+
 STATUS_SCHEDULED = "scheduled"
 STATUS_RUNNING = "running"
 STATUS_COMPLETED = "completed"

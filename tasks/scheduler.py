@@ -31,7 +31,9 @@ def client():
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
+    from tasks.aws import botocore_session
+
+    return boto3.Session(botocore_session=botocore_session()).client(
         "scheduler",
         region_name=settings.AWS_REGION,
         config=Config(
