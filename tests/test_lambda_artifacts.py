@@ -32,7 +32,6 @@ from tests.lambda_artifacts import (
     PackageError,
     built_packages,
     check_extensions,
-    entry_point,
     function_env,
     header,
     http_event,
@@ -98,7 +97,7 @@ def web(packages, moto_endpoint, scheduler):
     env = function_env(
         f"task-scheduler-{STAGE}", moto_endpoint, WEBHOOK_ALLOW_PRIVATE_NETWORKS="true"
     )
-    with LambdaProcess(packages[0], runtime_dir(), env, entry=entry_point(STAGE)) as process:
+    with LambdaProcess(packages[0], runtime_dir(), env) as process:
         assert process.invoke({"manage": "createtables"}) == {}
         scheduler.create_schedule_group(Name=GROUP)
         yield process
@@ -117,7 +116,7 @@ def executor_process(packages, moto_endpoint) -> LambdaProcess:
         # The receiver is on 127.0.0.1; production leaves this off.
         WEBHOOK_ALLOW_PRIVATE_NETWORKS="true",
     )
-    return LambdaProcess(packages[1], runtime_dir(), env, entry=entry_point(f"{STAGE}_executor"))
+    return LambdaProcess(packages[1], runtime_dir(), env)
 
 
 @pytest.fixture(scope="module")
@@ -237,23 +236,6 @@ def test_it_creates_a_task_with_an_api_key_and_reads_it_back(web, api_key, sched
         "command": "tasks.executor.run_task",
         "task_id": created["id"],
     }
-
-
-def test_it_answers_through_zappas_own_handler_too(packages, moto_endpoint):
-    # The functions' Handler is scheduler_site.lambda_entry (the collector
-    # paused during the cold start); Zappa's handler.lambda_handler still works.
-    env = function_env(f"task-scheduler-{STAGE}", moto_endpoint)
-    with LambdaProcess(packages[0], runtime_dir(), env, entry="handler.lambda_handler") as process:
-        response = process.invoke(http_event("GET", "/api/openapi.json"))
-    assert response["statusCode"] == 200
-    assert f"/{STAGE}/api/tasks" in response_json(response)["paths"]
-
-
-def test_it_resumes_garbage_collection_after_the_first_event(web):
-    # The web fixture has served events by now (createtables, at least).
-    state = web.run("import gc\nresult = [gc.isenabled(), gc.get_freeze_count()]")
-    assert state[0] is True
-    assert state[1] > 10_000  # the cold start's objects, frozen
 
 
 @pytest.mark.parametrize("kind", EVENTS)
