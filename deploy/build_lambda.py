@@ -49,6 +49,21 @@ OFFLINE_AWS = {
 }
 
 
+def stage_setting(stage: str, key: str, default=None):
+    """A stage's setting as Zappa resolves it (`extends` included)."""
+    settings = json.loads(SETTINGS_FILE.read_text())
+    while stage:
+        if key in settings[stage]:
+            return settings[stage][key]
+        stage = settings[stage].get("extends")
+    return default
+
+
+def entry_point(stage: str) -> str:
+    """The function's Handler: what Lambda calls."""
+    return stage_setting(stage, "lambda_handler", "handler.lambda_handler")
+
+
 def lambda_name(stage: str) -> str:
     """Zappa's function name for a stage (it slugifies the underscore)."""
     settings = json.loads(SETTINGS_FILE.read_text())

@@ -2,7 +2,8 @@
 
 Used by the artifact tests and bench/coldstart.py. A package is unzipped as
 Lambda unzips it (entries keep their zip dates, which is what makes ordinary
-.pyc files stale there) and its `handler.lambda_handler` runs in a fresh
+.pyc files stale there) and its entry point (the function's Handler setting:
+Zappa's `handler.lambda_handler` unless the stage says otherwise) runs in a fresh
 `python -I -S -B` process: no site-packages, no PYTHONPATH, no bytecode
 written (/var/task is read-only on Lambda). That process sees the package and
 a stand-in for the runtime's own boto3/botocore (they are left out of the
@@ -10,7 +11,7 @@ package), and nothing else but the standard library.
 
 The process reads one JSON request a line on stdin and answers one JSON line
 on its own channel (the handler's prints go to stderr):
-  {"event": {...}}   -> {"result": ..., "seconds": ...}
+  {"event": {...}}   -> {"result": ..., "seconds": ..., "cpu_seconds": ...}
   {"exec": "code"}   -> {"result": <the code's `result` variable>}  (test setup,
                         run after the handler has set itself up)
 An exception becomes {"error": "TypeName", "message": ..., "traceback": ...}.
@@ -35,7 +36,7 @@ RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "s
 
 _RUNNER = r"""
 import json, os, sys, time, traceback
-package, runtime = sys.argv[1], sys.argv[2]
+package, runtime, entry = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path[:0] = [package, runtime]
 os.chdir(package)
 channel = os.fdopen(os.dup(1), "w", buffering=1)
@@ -53,17 +54,21 @@ class Context:
     def get_remaining_time_in_millis(self):
         return int((self._deadline - time.monotonic()) * 1000)
 
-started = time.perf_counter()
-import handler
-channel.write(json.dumps({"ready": True, "seconds": time.perf_counter() - started}) + "\n")
+started, cpu = time.perf_counter(), time.process_time()
+import importlib
+module_name, function_name = entry.rsplit(".", 1)
+entry_function = getattr(importlib.import_module(module_name), function_name)
+ready = {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
+channel.write(json.dumps(ready) + "\n")
 namespace = {}
 for line in sys.stdin:
     request = json.loads(line)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         if "event" in request:
-            reply = {"result": handler.lambda_handler(request["event"], Context())}
+            reply = {"result": entry_function(request["event"], Context())}
         else:
+            import handler
             handler.LambdaHandler()  # set up as the first event would (settings, Django)
             namespace.pop("result", None)
             exec(request["exec"], namespace)
@@ -71,6 +76,7 @@ for line in sys.stdin:
     except Exception as exc:
         reply = {"error": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
     reply["seconds"] = time.perf_counter() - started
+    reply["cpu_seconds"] = time.process_time() - cpu
     channel.write(json.dumps(reply, default=str) + "\n")
 """
 
@@ -118,11 +124,20 @@ class LambdaProcess:
     """One Lambda execution environment: a fresh interpreter with the package."""
 
     def __init__(
-        self, package: Path, runtime: Path, env: dict[str, str], *, python: str | None = None
+        self,
+        package: Path,
+        runtime: Path,
+        env: dict[str, str],
+        *,
+        entry: str = "handler.lambda_handler",
+        python: str | None = None,
     ):
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            [python or sys.executable, "-I", "-S", "-B", "-c", _RUNNER, str(package), str(runtime)],
+            [
+                *(python or sys.executable, "-I", "-S", "-B", "-c", _RUNNER),
+                *(str(package), str(runtime), entry),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None if os.environ.get("LAMBDA_STDERR") else subprocess.DEVNULL,
@@ -132,6 +147,7 @@ class LambdaProcess:
         )
         ready = self._read()
         self.import_seconds: float = ready["seconds"]
+        self.import_cpu_seconds: float = ready["cpu_seconds"]
 
     def _read(self) -> dict[str, Any]:
         line = self.process.stdout.readline()  # type: ignore[union-attr]

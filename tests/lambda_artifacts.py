@@ -15,11 +15,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "deploy"))
 
-from build_lambda import BUILD, VENV, package_path  # noqa: E402
+from build_lambda import BUILD, VENV, entry_point, package_path  # noqa: E402
 from invoke import LambdaProcess, lambda_env, runtime_stand_in, unpack  # noqa: E402
 from lambda_package import PackageError, check_extensions  # noqa: E402
 
-__all__ = ["VENV", "LambdaProcess", "PackageError", "check_extensions", "lambda_env", "unpack"]
+__all__ = [
+    "VENV",
+    "LambdaProcess",
+    "PackageError",
+    "check_extensions",
+    "entry_point",
+    "lambda_env",
+    "unpack",
+]
 
 STAGE = "dev"
 API_HOST = "abc123defg.execute-api.us-east-1.amazonaws.com"

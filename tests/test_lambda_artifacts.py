@@ -32,6 +32,7 @@ from tests.lambda_artifacts import (
     PackageError,
     built_packages,
     check_extensions,
+    entry_point,
     function_env,
     header,
     http_event,
@@ -97,7 +98,7 @@ def web(packages, moto_endpoint, scheduler):
     env = function_env(
         f"task-scheduler-{STAGE}", moto_endpoint, WEBHOOK_ALLOW_PRIVATE_NETWORKS="true"
     )
-    with LambdaProcess(packages[0], runtime_dir(), env) as process:
+    with LambdaProcess(packages[0], runtime_dir(), env, entry=entry_point(STAGE)) as process:
         assert process.invoke({"manage": "createtables"}) == {}
         scheduler.create_schedule_group(Name=GROUP)
         yield process
@@ -116,7 +117,7 @@ def executor_process(packages, moto_endpoint) -> LambdaProcess:
         # The receiver is on 127.0.0.1; production leaves this off.
         WEBHOOK_ALLOW_PRIVATE_NETWORKS="true",
     )
-    return LambdaProcess(packages[1], runtime_dir(), env)
+    return LambdaProcess(packages[1], runtime_dir(), env, entry=entry_point(f"{STAGE}_executor"))
 
 
 @pytest.fixture(scope="module")
