@@ -216,6 +216,8 @@ for label, kind, arg in phases:
             __import__(name)
     elif kind == "init":
         __import__("handler").LambdaHandler()
+    elif kind == "call":
+        __import__("tasks.executor").executor.run_task(event, None)
     else:
         __import__("handler").lambda_handler(event, None)
     times.append([label, time.perf_counter() - wall, time.process_time() - cpu])
@@ -245,6 +247,16 @@ PHASES = {
             "tasks.services,tasks.actions.webhook",
         ),
         ("first event: claim, webhook, result", "event", ""),
+    ],
+    # For comparison: the same work without Zappa's handler in front.
+    "executor, run_task called directly": [
+        ("botocore (PynamoDB's; the runtime's copy)", "import", "botocore.session"),
+        (
+            "the app: settings, pydantic, PynamoDB, the action",
+            "import",
+            "tasks.services,tasks.actions.webhook",
+        ),
+        ("first event: claim, webhook, result", "call", ""),
     ],
 }
 
@@ -323,7 +335,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="coldstart-") as tmp:
         dirs = {name: unpack(path, Path(tmp) / name) for name, path in zips.items()}
         key, task_id, executor_events = prepare_state(
-            dirs["web"], runtime, endpoint, receiver_url, 2 * args.runs
+            dirs["web"], runtime, endpoint, receiver_url, 3 * args.runs
         )
         web_env = function_env(f"task-scheduler-{STAGE}", endpoint)
         executor_env = function_env(
@@ -372,13 +384,17 @@ def main() -> int:
                 flush=True,
             )
         load_after = os.getloadavg()[0]
-        breakdown: dict[str, list] = {"web": [], "executor": []}
+        direct = "executor, run_task called directly"
+        direct_env = {**executor_env, "DJANGO_SETTINGS_MODULE": "scheduler_site.settings"}
+        breakdown: dict[str, list] = {"web": [], "executor": [], direct: []}
         for run in range(args.runs):
             breakdown["web"].append(phases(dirs["web"], runtime, web_env, "web", web_event))
             event = executor_events[args.runs + run]
             breakdown["executor"].append(
                 phases(dirs["executor"], runtime, executor_env, "executor", event)
             )
+            event = executor_events[2 * args.runs + run]
+            breakdown[direct].append(phases(dirs["executor"], runtime, direct_env, direct, event))
     server.stop()
     report(zips, samples, args.runs, (load_before, load_after))
     report_phases(breakdown)
