@@ -350,14 +350,18 @@ def test_it_ignores_a_delivery_before_the_task_is_due(aws, receiver):
     assert stored(task.id).attempts == 0
 
 
-def test_it_runs_a_task_up_to_five_seconds_early_for_clock_skew(aws, receiver):
+def test_it_claims_a_task_a_little_early_but_delivers_it_when_due(aws, receiver):
+    # EventBridge and the executor's clocks may differ by a little: a delivery
+    # up to 5 s early is taken, and the webhook waits for its time.
     receiver.expect_request("/hook").respond_with_data("ok")
+    run_at = datetime.now(UTC) + timedelta(seconds=2)
     task, _ = services.task_create(
-        action="webhook",
-        payload={"url": receiver.url_for("/hook")},
-        run_at=datetime.now(UTC) + timedelta(seconds=3),
+        action="webhook", payload={"url": receiver.url_for("/hook")}, run_at=run_at
     )
     assert run_task({"task_id": task.id})["result"] == "completed"
+    started = stored(task.id).attempt_history[0].started_at
+    assert started >= run_at
+    assert len(receiver.log) == 1
 
 
 @pytest.mark.parametrize(
@@ -421,3 +425,79 @@ def test_it_fails_a_retry_whose_schedule_cannot_be_created(aws, receiver, monkey
     assert failed.status == "failed"
     assert failed.error.startswith("could not create the schedule")
     assert failed.attempt_history[0].outcome == "retry"
+
+
+# --- races, against the atomic local AWS endpoint -----------------------------------------
+
+
+def test_it_calls_the_webhook_once_when_a_task_is_delivered_20_times_at_once(atomic_aws, receiver):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    task = due_task(receiver.url_for("/hook"))
+    deliveries = 20
+    start = threading.Barrier(deliveries)
+    results: list[str] = []
+
+    def deliver() -> None:
+        start.wait()
+        results.append(
+            run_task({"command": "tasks.executor.run_task", "task_id": task.id})["result"]
+        )
+
+    threads = [threading.Thread(target=deliver) for _ in range(deliveries)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(results) == ["completed"] + ["skipped"] * (deliveries - 1)
+    assert len(receiver.log) == 1
+    done = stored(task.id)
+    assert done.status == "completed"
+    assert done.attempts == 1
+    assert len(done.attempt_history) == 1
+
+
+def race_cancel_and_run(task_id: str) -> dict[str, str]:
+    """Start a delivery and a cancel of one task at the same instant."""
+    start = threading.Barrier(2)
+    results: dict[str, str] = {}
+
+    def run() -> None:
+        start.wait()
+        results["run"] = run_task({"task_id": task_id})["result"]
+
+    def cancel() -> None:
+        start.wait()
+        try:
+            results["cancel"] = services.task_cancel(task_id=task_id).status
+        except services.TaskConflict as exc:
+            results["cancel"] = exc.message
+
+    threads = [threading.Thread(target=run), threading.Thread(target=cancel)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_it_leaves_one_consistent_outcome_when_cancel_races_a_run(atomic_aws, receiver):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    for _round in range(8):
+        task = due_task(receiver.url_for("/hook"))
+        results = race_cancel_and_run(task.id)
+
+        final = stored(task.id)
+        calls = [r for r, _ in receiver.log if r.headers["webhook-id"] == task.id]
+        if results["cancel"] == "cancelled":
+            # The cancel won: nothing ran, nothing was called.
+            assert results["run"] == "skipped"
+            assert (final.status, final.attempts, calls) == ("cancelled", 0, [])
+        else:
+            # The run won: the webhook was called once; the cancel was refused.
+            assert results["run"] == "completed"
+            assert results["cancel"] in (
+                "task is running and can no longer be cancelled",
+                "task is completed and can no longer be cancelled",
+            )
+            assert (final.status, final.attempts, len(calls)) == ("completed", 1, 1)
