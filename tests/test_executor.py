@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -501,3 +502,78 @@ def test_it_leaves_one_consistent_outcome_when_cancel_races_a_run(atomic_aws, re
                 "task is completed and can no longer be cancelled",
             )
             assert (final.status, final.attempts, len(calls)) == ("completed", 1, 1)
+
+
+class DripServer:
+    """A receiver on 127.0.0.1 that answers 200 at once, then sends its body
+    one byte at a time: a slow body must not hold the executor past its
+    timeout."""
+
+    def __init__(self, interval: float = 0.2, length: int = 1000, headers: bool = False) -> None:
+        self.interval, self.length, self.drip_headers = interval, length, headers
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+
+    def serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.recv(65536)
+            if self.drip_headers:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            else:
+                conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {self.length}\r\n\r\n".encode())
+            for _ in range(self.length):
+                if self.stop.wait(self.interval):
+                    return
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+def test_it_stops_reading_a_slow_response_body_at_the_timeout(aws, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1
+    server = DripServer()
+    try:
+        task = due_task(server.url)
+        started = time.monotonic()
+        result = run_task({"task_id": task.id})
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    # The whole body would take 200 s. The answer was a 200: delivered.
+    assert elapsed < 30
+    assert result["result"] == "completed"
+    attempt = stored(task.id).attempt_history[0]
+    assert attempt.http_status == 200
+    assert attempt.response_excerpt and set(attempt.response_excerpt) == {"x"}
+
+
+def test_it_stops_waiting_for_slow_response_headers_at_the_timeout(aws, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1
+    server = DripServer(headers=True)
+    try:
+        task = due_task(server.url, max_attempts=1)
+        started = time.monotonic()
+        result = run_task({"task_id": task.id})
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    # The headers would take 200 s: a timeout, like a server that never answers.
+    assert elapsed < 30
+    assert result["result"] == "failed"
+    assert stored(task.id).error == "timed out after 1 s"
