@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -577,3 +578,29 @@ def test_it_stops_waiting_for_slow_response_headers_at_the_timeout(aws, settings
     assert elapsed < 30
     assert result["result"] == "failed"
     assert stored(task.id).error == "timed out after 1 s"
+
+
+def test_it_logs_no_secrets(api, api_key, receiver, settings, caplog, no_backoff):
+    caplog.set_level(logging.INFO)
+    receiver.expect_ordered_request("/hook").respond_with_data("down", status=500)
+    receiver.expect_ordered_request("/hook").respond_with_data("ok")
+    body = {
+        "action": "webhook",
+        "payload": {
+            "url": receiver.url_for("/hook"),
+            "data": {"n": 1},
+            "headers": {"Authorization": "Bearer receiver-secret-123"},
+        },
+        "runAt": datetime.now(UTC).isoformat(),
+    }
+    task_id = api.post("/api/tasks", body).json()["id"]
+    assert run_task({"task_id": task_id})["result"] == "scheduled"
+    assert run_task({"task_id": task_id})["result"] == "completed"
+    assert api.get(f"/api/tasks/{task_id}").status_code == 200
+
+    assert caplog.records  # the run was logged ...
+    logged = caplog.text
+    for secret in (api_key, "receiver-secret-123", settings.WEBHOOK_SIGNING_SECRET):
+        assert secret not in logged  # ... without a secret
+    signing_key = settings.WEBHOOK_SIGNING_SECRET.removeprefix("whsec_")
+    assert signing_key not in logged
