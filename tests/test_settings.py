@@ -95,3 +95,24 @@ def test_it_fails_loudly_on_a_bad_value(name, value, message):
 def test_it_turns_debug_on_only_when_asked():
     assert settings_for(DJANGO_SECRET_KEY="k", DJANGO_DEBUG="true")["DEBUG"] is True
     assert settings_for(DJANGO_SECRET_KEY="k", DJANGO_DEBUG="0")["DEBUG"] is False
+
+
+@pytest.mark.parametrize("env", [{"SCHEDULER_LOCAL_MODE": "true"}, {"DJANGO_DEBUG": "true"}])
+def test_it_serves_static_files_without_collectstatic_in_the_local_mode(env):
+    # `make run` never runs collectstatic: /api/docs must still find its assets.
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'scheduler_site.settings'; "
+        "django.setup(); from django.templatetags.static import static; "
+        "print(static('ninja/swagger-ui.css'))"
+    )
+    base = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "/static/ninja/swagger-ui.css"
