@@ -93,9 +93,9 @@ def _pool_manager(allow_private: bool):
 
     from tasks.actions.netguard import pool_classes
 
-    manager = urllib3.PoolManager(
-        num_pools=50, maxsize=settings.AWS_MAX_POOL_CONNECTIONS, retries=False
-    )
+    # maxsize only bounds how many idle connections per host are kept for
+    # reuse (a Lambda runs one delivery at a time; the local mode many).
+    manager = urllib3.PoolManager(num_pools=50, maxsize=256, retries=False)
     manager.pool_classes_by_scheme = pool_classes(allow_private=allow_private)
     return manager
 
@@ -145,6 +145,24 @@ def _excerpt(response: Any, deadline: float) -> str | None:
 class WebhookAction:
     name = "webhook"
     Payload = WebhookPayload
+
+    def warm_up(self, *, payload: dict[str, Any]) -> None:
+        """Open the connection ahead of a delivery that has to wait for its
+        time, so that at that time only the request itself goes out. Best
+        effort: any failure here is met again, and recorded, by run()."""
+        spec = WebhookPayload.model_validate(payload)
+        pool = _pool_manager(settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS).connection_from_url(spec.url)
+        conn = pool._get_conn()
+        if conn.sock is None:
+            conn.timeout = settings.WEBHOOK_TIMEOUT_SECONDS
+            try:
+                conn.connect()  # through the SSRF guard, like any connection
+            except Exception:
+                conn.close()
+                pool._put_conn(None)
+                raise
+        # The next request to this host takes this idle, open connection.
+        pool._put_conn(conn)
 
     def run(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> Outcome:
         import urllib3
