@@ -383,13 +383,23 @@ def test_it_ignores_an_event_for_no_known_task(aws, event):
     assert list(Task.scan()) == []
 
 
-def test_it_refuses_to_run_unsigned(aws, receiver, settings):
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("", "WEBHOOK_SIGNING_SECRET is not set"),
+        ("whsec_", "WEBHOOK_SIGNING_SECRET is not a valid secret"),
+        ("not-base64!!", "WEBHOOK_SIGNING_SECRET is not a valid secret"),
+    ],
+)
+def test_it_refuses_to_run_without_a_usable_signing_secret(
+    aws, receiver, settings, secret, message
+):
     receiver.expect_request("/hook").respond_with_data("ok")
     task = due_task(receiver.url_for("/hook"))
-    settings.WEBHOOK_SIGNING_SECRET = ""
+    settings.WEBHOOK_SIGNING_SECRET = secret
     # The invocation fails (EventBridge retries it, then the dead-letter
     # queue) and the task is left untouched for a later try.
-    with pytest.raises(ExecutorError, match="WEBHOOK_SIGNING_SECRET"):
+    with pytest.raises(ExecutorError, match=f"^{message}"):
         run_task({"task_id": task.id})
     assert receiver.log == []
     assert stored(task.id).status == "scheduled"
