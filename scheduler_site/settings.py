@@ -82,8 +82,10 @@ STATIC_URL = env_str("DJANGO_STATIC_URL", "static/")
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "staticfiles": {
+        # Hashed names need `collectstatic` (the Lambda package runs it); the
+        # local mode and DEBUG serve straight from the apps.
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG
+        if not (DEBUG or LOCAL_MODE)
         else "django.contrib.staticfiles.storage.StaticFilesStorage",
     },
 }
