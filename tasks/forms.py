@@ -173,13 +173,27 @@ class TaskForm(forms.Form):
         return aware.astimezone(UTC)
 
     def payload(self) -> dict[str, Any]:
+        """The webhook payload from the fields that parsed (all of them once
+        the form is valid)."""
         data = self.cleaned_data
-        payload: dict[str, Any] = {"url": data["url"].strip(), "method": data["method"]}
-        if data["headers"]:
+        payload: dict[str, Any] = {
+            "url": data.get("url", "").strip(),
+            "method": data.get("method") or "POST",
+        }
+        if data.get("headers"):
             payload["headers"] = data["headers"]
-        if data["data"] is not None:
+        if data.get("data") is not None:
             payload["data"] = data["data"]
         return payload
+
+    def add_service_errors(self, errors: list[dict]) -> None:
+        """Show InvalidTask errors beside their fields; a field that already
+        has an error from parsing keeps just that one."""
+        when = self.cleaned_data.get("when", WHEN_IN)
+        for error in errors:
+            field = field_for_error(error["loc"], when)
+            if field is None or field not in self.errors:
+                self.add_error(field, error["msg"])
 
 
 # Where each error of services.task_validate is shown: by its loc.

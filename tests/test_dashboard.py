@@ -629,3 +629,11 @@ def test_it_serves_collected_hashed_static_files_as_in_production(
     css = stage.get(href)
     assert css.status_code == 200
     assert "immutable" in css.headers["Cache-Control"]
+
+
+def test_it_shows_every_invalid_field_at_once(dash):
+    response = dash.post("/tasks/new/", form_data(url="ftp://example.com/x", data="{bad"))
+    html = response.content.decode()
+    assert "not valid JSON" in field_error(html, "data")
+    assert "url must start with http:// or https://" in field_error(html, "url")
+    assert list(Task.scan()) == []

@@ -51,7 +51,9 @@ View = Callable[..., HttpResponse]
 def _auth_hash(operator: Operator) -> str:
     # Bound to the password hash, so a password change ends every session made
     # with the old password (signed-cookie sessions cannot be revoked otherwise).
-    return salted_hmac("tasks.dashboard.session", operator.password_hash).hexdigest()
+    return salted_hmac(
+        "tasks.dashboard.session", operator.password_hash, algorithm="sha256"
+    ).hexdigest()
 
 
 def current_operator(request: HttpRequest) -> Operator | None:

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from tasks import services
 from tasks.errors import InvalidCursor, InvalidTask, SchedulingFailed, TaskConflict, TaskNotFound
-from tasks.forms import WHEN_IN, TaskForm, field_for_error
+from tasks.forms import TaskForm
 from tasks.models import STATUS_RUNNING, STATUS_SCHEDULED, STATUSES, Task
 from tasks.schemas import REDACTED, public_payload
 from tasks.views.auth import flash, login_required, operator_timezone, render_page
@@ -174,7 +174,10 @@ def task_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = TaskForm(request.POST)
         status = 400
-        if form.is_valid():
+        if not form.is_valid():
+            # Say everything that is wrong at once, not what parsing found first.
+            _check_parsed_fields(form)
+        else:
             task, status = _create(request, form)
             if task is not None:
                 if status == 200:
@@ -228,9 +231,7 @@ def _create(request: HttpRequest, form: TaskForm) -> tuple[Task | None, int]:
             created_by=created_by,
         )
     except InvalidTask as exc:
-        for error in exc.errors:
-            field = field_for_error(error["loc"], form.cleaned_data.get("when", WHEN_IN))
-            form.add_error(field, error["msg"])
+        form.add_service_errors(exc.errors)
         return None, 422
     except TaskConflict:
         # The same form sent again ("in 10 minutes" then means a slightly
@@ -241,6 +242,18 @@ def _create(request: HttpRequest, form: TaskForm) -> tuple[Task | None, int]:
         form.add_error(None, _sentence(exc.message))
         return None, 503
     return task, 201 if created else 200
+
+
+def _check_parsed_fields(form: TaskForm) -> None:
+    try:
+        services.task_validate(
+            action="webhook",
+            payload=form.payload(),
+            run_at=form.cleaned_data.get("run_at_utc"),
+            max_attempts=form.cleaned_data.get("max_attempts"),
+        )
+    except InvalidTask as exc:
+        form.add_service_errors(exc.errors)
 
 
 def _restore_redacted_headers(payload: dict[str, Any], source_id: str) -> None:

@@ -4,16 +4,17 @@
 
   function readCookie(name) {
     var match = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
-    return match ? decodeURIComponent(match[1]) : null;
+    return match ? match[1] : null;
   }
 
   // Tell the server the browser's timezone, so it renders times in it.
   try {
     var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-    if (zone && readCookie("tz") !== zone) {
+    // IANA names are cookie-safe as they are ("Europe/Berlin"); the server
+    // only accepts names it knows.
+    if (zone && /^[A-Za-z0-9_+\/-]+$/.test(zone) && readCookie("tz") !== zone) {
       var secure = location.protocol === "https:" ? "; Secure" : "";
-      document.cookie =
-        "tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax" + secure;
+      document.cookie = "tz=" + zone + "; path=/; max-age=31536000; SameSite=Lax" + secure;
     }
   } catch (e) {
     /* no Intl: times stay in UTC */
