@@ -30,3 +30,14 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
+
+# The embedded default. Variables the caller sets win over these.
+run: setup
+	SCHEDULER_LOCAL_MODE=true exec $(PY) manage.py runlocal --port $(PORT)
+
+# The original's demo: a webhook a few seconds ahead to a local receiver.
+webhook: setup
+	SCHEDULER_LOCAL_MODE=true $(PY) manage.py webhookdemo --port $(PORT)
+
+bench: setup
+	$(PY) bench/dispatch.py

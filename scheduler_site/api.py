@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from ninja import Header, NinjaAPI
 from ninja.security import HttpBearer
@@ -19,7 +21,7 @@ from tasks.errors import (
     TaskError,
     TaskNotFound,
 )
-from tasks.schemas import TaskIn, TaskOut
+from tasks.schemas import ErrorOut, TaskIn, TaskOut
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +54,20 @@ STATUS_BY_ERROR: dict[type[TaskError], int] = {
 
 @api.exception_handler(InvalidTask)
 def invalid_task(request: HttpRequest, exc: InvalidTask):
-    detail = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors]
+    detail = [{**e, "loc": _location(e["loc"])} for e in exc.errors]
     return JsonResponse({"detail": detail}, status=422)
+
+
+def _location(loc: list) -> list:
+    return loc if loc[0] in ("header", "query") else ["body", *loc]
+
+
+@api.exception_handler(RequestDataTooBig)
+def body_too_large(request: HttpRequest, exc: RequestDataTooBig):
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return JsonResponse(
+        {"detail": f"request body too large; the limit is {limit} bytes"}, status=413
+    )
 
 
 @api.exception_handler(TaskError)
@@ -75,9 +89,12 @@ alias_api = NinjaAPI(
 )
 alias_api.exception_handler(InvalidTask)(invalid_task)
 alias_api.exception_handler(TaskError)(task_error)
+alias_api.exception_handler(RequestDataTooBig)(body_too_large)
 
 
-@alias_api.post("/schedule-task", response={201: TaskOut, 422: dict, **ERRORS}, by_alias=True)
+@alias_api.post(
+    "/schedule-task", response={201: TaskOut, 413: ErrorOut, 422: dict, **ERRORS}, by_alias=True
+)
 def schedule_task(
     request: HttpRequest,
     body: TaskIn,

@@ -98,7 +98,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # AWS_ENDPOINT_URL (botocore's standard variable) points every client at a
 # local server in the local mode and in tests.
 AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
-TABLE_PREFIX = env_str("SCHEDULER_TABLE_PREFIX", "task-scheduler-dev")
+TABLE_PREFIX = env_str(
+    "SCHEDULER_TABLE_PREFIX", "task-scheduler-local" if LOCAL_MODE else "task-scheduler-dev"
+)
 TASKS_TABLE = env_str("TASKS_TABLE", f"{TABLE_PREFIX}-tasks")
 API_KEYS_TABLE = env_str("API_KEYS_TABLE", f"{TABLE_PREFIX}-api-keys")
 OPERATORS_TABLE = env_str("OPERATORS_TABLE", f"{TABLE_PREFIX}-operators")
@@ -112,6 +114,9 @@ SCHEDULER_ROLE_ARN = env_str(
     "SCHEDULER_ROLE_ARN", "arn:aws:iam::000000000000:role/task-scheduler-dev-scheduler"
 )
 SCHEDULER_DLQ_ARN = env_str("SCHEDULER_DLQ_ARN", "")
+# HTTP connections each AWS client keeps. A Lambda runs one invocation at a
+# time; the local mode runs many executor threads in one process.
+AWS_MAX_POOL_CONNECTIONS = env_int("AWS_MAX_POOL_CONNECTIONS", 64 if LOCAL_MODE else 10, minimum=1)
 # EventBridge's own retries of a failed Lambda invocation (not webhook retries).
 SCHEDULER_MAX_RETRY_ATTEMPTS = env_int("SCHEDULER_MAX_RETRY_ATTEMPTS", 2, minimum=0)
 SCHEDULER_MAX_EVENT_AGE_SECONDS = env_int("SCHEDULER_MAX_EVENT_AGE_SECONDS", 3600, minimum=60)
@@ -135,7 +140,7 @@ WEBHOOK_SIGNING_SECRET = env_str(
 )
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 # Lets webhooks reach loopback and private networks: for local development only.
-WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", LOCAL_MODE)
 WEBHOOK_USER_AGENT = "django-task-scheduler/0.1 (+webhook)"
 
 LOGGING = {
@@ -144,4 +149,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Their INFO lines (credential and endpoint discovery) are noise.
+    "loggers": {
+        **{name: {"level": "WARNING"} for name in ("botocore", "boto3", "pynamodb", "urllib3")},
+        # "Connection pool is full, discarding connection" is harmless.
+        "urllib3.connectionpool": {"level": "ERROR"},
+    },
 }

@@ -86,9 +86,7 @@ def operator_create(*, username: str, password: str) -> Operator:
         raise ValueError("username must be 1 to 150 characters")
     if len(password) < 8:
         raise ValueError("password must be at least 8 characters")
-    operator = Operator(
-        username=username, password_hash=make_password(password), created_at=_now()
-    )
+    operator = Operator(username=username, password_hash=make_password(password), created_at=_now())
     try:
         operator.save(condition=Operator.username.does_not_exist())
     except PutError:

@@ -26,7 +26,7 @@ class ListFilters(Schema):
 
 @router.post(
     "",
-    response={201: TaskOut, 422: dict, **ERRORS},
+    response={201: TaskOut, 413: ErrorOut, 422: dict, **ERRORS},
     by_alias=True,
     summary="Schedule a task",
 )

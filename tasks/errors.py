@@ -18,7 +18,8 @@ class TaskConflict(TaskError):
 
 
 class InvalidTask(TaskError):
-    """422: errors is a list of {"loc": [...], "msg": ..., "type": ...}."""
+    """422: errors is a list of {"loc": [...], "msg": ..., "type": ...}; loc
+    names a body field as sent (camelCase), or starts with "header" or "query"."""
 
     def __init__(self, errors: list[dict]) -> None:
         super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))

@@ -41,6 +41,7 @@ class _Meta:
     # Fail fast instead of holding a Lambda for PynamoDB's default 60 s.
     connect_timeout_seconds = 5
     read_timeout_seconds = 10
+    max_pool_connections = settings.AWS_MAX_POOL_CONNECTIONS
 
 
 class StatusRunAtIndex(GlobalSecondaryIndex):

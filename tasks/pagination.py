@@ -37,7 +37,10 @@ def decode_cursor(cursor: str, index_name: str, hash_value: str) -> dict:
         isinstance(key, dict)
         and set(key) == attrs
         and all(
-            isinstance(v, dict) and list(v) == ["S"] and isinstance(v["S"], str) and len(v["S"]) < 300
+            isinstance(v, dict)
+            and list(v) == ["S"]
+            and isinstance(v["S"], str)
+            and len(v["S"]) < 300
             for v in key.values()
         )
     )

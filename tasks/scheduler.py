@@ -34,7 +34,12 @@ def client():
     return boto3.client(
         "scheduler",
         region_name=settings.AWS_REGION,
-        config=Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard"}),
+        config=Config(
+            connect_timeout=5,
+            read_timeout=10,
+            retries={"mode": "standard"},
+            max_pool_connections=settings.AWS_MAX_POOL_CONNECTIONS,
+        ),
     )
 
 

@@ -29,7 +29,8 @@ class TaskIn(CamelSchema):
         examples=[{"url": "https://example.com/hook", "data": {"message": "Hello World"}}]
     )
     run_at: datetime = Field(examples=["2024-03-20T15:00:00Z"])
-    max_attempts: int | None = Field(default=None, examples=[3])
+    # strict: true or 3.0 is not a number of attempts.
+    max_attempts: int | None = Field(default=None, strict=True, examples=[3])
 
 
 class AttemptOut(CamelSchema):

@@ -3,6 +3,7 @@ come through here."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,7 +21,6 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from tasks import scheduler
 from tasks.actions import ACTIONS, TransportError, get_action
 from tasks.errors import (
-    InvalidCursor,
     InvalidTask,
     SchedulingFailed,
     TaskConflict,
@@ -81,7 +81,13 @@ def task_validate(
             for item in exc.errors(include_url=False):
                 msg = item["msg"].removeprefix("Value error, ")
                 error(["payload", *item["loc"]], msg, item["type"])
-        size = len(json.dumps(payload, separators=(",", ":")).encode())
+        try:
+            # allow_nan=False: Python's parser accepts NaN and Infinity, which
+            # are not JSON, so no receiver could parse such a webhook body.
+            size = len(json.dumps(payload, separators=(",", ":"), allow_nan=False).encode())
+        except ValueError:
+            size = 0
+            error(["payload"], "payload must be JSON: NaN and Infinity are not allowed")
         if size > settings.TASK_MAX_PAYLOAD_BYTES:
             error(
                 ["payload"],
@@ -93,7 +99,6 @@ def task_validate(
     elif run_at.tzinfo is None or run_at.utcoffset() is None:
         error(["runAt"], "runAt must include a timezone, e.g. 2024-03-20T15:00:00Z")
     else:
-        run_at = run_at.astimezone(UTC)
         current = now()
         earliest = current - timedelta(seconds=settings.TASK_PAST_TOLERANCE_SECONDS)
         latest = current + timedelta(days=settings.TASK_MAX_HORIZON_DAYS)
@@ -105,6 +110,10 @@ def task_validate(
             )
         elif run_at > latest:
             error(["runAt"], f"runAt is more than {settings.TASK_MAX_HORIZON_DAYS} days ahead")
+        else:
+            # Converted only once in range: year 1 or 9999 with an offset
+            # would overflow.
+            run_at = run_at.astimezone(UTC)
 
     if max_attempts is None:
         max_attempts = settings.TASK_DEFAULT_MAX_ATTEMPTS
@@ -143,7 +152,13 @@ def task_create(
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 255:
             raise InvalidTask(
-                [{"loc": ["Idempotency-Key"], "msg": "must be 1 to 255 characters", "type": "value_error"}]
+                [
+                    {
+                        "loc": ["header", "Idempotency-Key"],
+                        "msg": "must be 1 to 255 characters",
+                        "type": "value_error",
+                    }
+                ]
             )
         fingerprint = _fingerprint(action, payload, run_at, max_attempts)
         task_id = idempotent_task_id(created_by=created_by, idempotency_key=idempotency_key)
@@ -240,11 +255,23 @@ def task_list(
     """
     if status is not None and status not in STATUSES:
         raise InvalidTask(
-            [{"loc": ["status"], "msg": f"status must be one of {', '.join(STATUSES)}", "type": "enum"}]
+            [
+                {
+                    "loc": ["query", "status"],
+                    "msg": f"status must be one of {', '.join(STATUSES)}",
+                    "type": "enum",
+                }
+            ]
         )
     if order not in ORDERS:
         raise InvalidTask(
-            [{"loc": ["order"], "msg": f"order must be one of {', '.join(ORDERS)}", "type": "enum"}]
+            [
+                {
+                    "loc": ["query", "order"],
+                    "msg": f"order must be one of {', '.join(ORDERS)}",
+                    "type": "enum",
+                }
+            ]
         )
     if order == "due":
         index, hash_key, forward = Task.status_run_at_index, status or STATUS_SCHEDULED, True
@@ -263,7 +290,9 @@ def task_list(
     )
     items = list(results)
     next_key = results.last_evaluated_key if len(items) == limit else None
-    return TaskPage(items=items, next_cursor=encode_cursor(next_key, index_name) if next_key else None)
+    return TaskPage(
+        items=items, next_cursor=encode_cursor(next_key, index_name) if next_key else None
+    )
 
 
 def task_counts() -> dict[str, int]:
@@ -285,6 +314,20 @@ def _transition(task_id: str, actions: list, condition) -> Task | None:
             raise
         return None
     return task
+
+
+def _record(task_id: str, actions: list, condition) -> bool:
+    """A conditional update that does not read the item back; False when
+    the condition failed."""
+    try:
+        Task._get_connection().update_item(
+            task_id, actions=[*actions, Task.updated_at.set(now())], condition=condition
+        )
+    except UpdateError as exc:
+        if not is_conditional_failure(exc):
+            raise
+        return False
+    return True
 
 
 def task_cancel(*, task_id: str) -> Task:
@@ -376,7 +419,9 @@ def task_claim(*, task_id: str) -> Task | None:
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:
     """Exponential backoff with jitter; a server's Retry-After wins if longer."""
-    base = min(settings.TASK_RETRY_MAX_SECONDS, settings.TASK_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+    base = min(
+        settings.TASK_RETRY_MAX_SECONDS, settings.TASK_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+    )
     delay = random.uniform(base / 2, base)
     if retry_after is not None:
         delay = max(delay, min(retry_after, RETRY_AFTER_LIMIT_SECONDS))
@@ -386,6 +431,11 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
 def task_execute(task: Task) -> Task:
     """Run a claimed task's action once and record the attempt: completed,
     failed, or scheduled again with a new schedule for a retryable failure."""
+    # Never deliver early: a delivery that arrives before the task is due
+    # (clock skew; the local stand-in's lead) waits for it.
+    early = (task.due_at - now()).total_seconds()
+    if early > 0:
+        time.sleep(min(early, CLAIM_EARLY_SECONDS))
     started = now()
     clock = time.monotonic()
     http_status = excerpt = error = None
@@ -427,19 +477,23 @@ def task_execute(task: Task) -> Task:
     ]
     if status == STATUS_SCHEDULED:
         seq = task.schedule_seq + 1
+        retry_at = finished + timedelta(seconds=retry_delay(task.attempts, retry_after))
         actions += [
-            Task.due_at.set(finished + timedelta(seconds=retry_delay(task.attempts, retry_after))),
+            Task.due_at.set(retry_at),
             Task.schedule_name.set(f"{task.id}-{seq}"),
             Task.schedule_seq.set(seq),
         ]
-    recorded = _transition(task.id, actions, Task.status == STATUS_RUNNING)
-    if recorded is None:  # only the executor moves a task out of running
+    # Only the executor moves a task out of running, so this write succeeds;
+    # it does not read the item back (the executor's hot path).
+    if not _record(task.id, actions, Task.status == STATUS_RUNNING):
         logger.error("task %s: no longer running when its attempt finished", task.id)
         return task
+    task.status, task.error = status, error
+    task.attempt_history = [*(task.attempt_history or []), attempt]
     if status == STATUS_SCHEDULED:
-        try:
-            _schedule_or_fail(recorded)
-        except SchedulingFailed:
-            recorded.refresh()
+        task.due_at, task.schedule_name, task.schedule_seq = retry_at, f"{task.id}-{seq}", seq
+        # A failure to schedule the retry is recorded on the task as failed.
+        with contextlib.suppress(SchedulingFailed):
+            _schedule_or_fail(task)
     logger.info("task %s attempt %s: %s %s", task.id, task.attempts, outcome_name, error or "")
-    return recorded
+    return task

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from django.core.management import call_command
+from django.test import override_settings
 from moto import mock_aws
 
 from tasks import access, scheduler
@@ -17,14 +19,17 @@ def _reset_connections() -> None:
 
 @pytest.fixture
 def aws(settings):
-    """moto in-process: the tables and the schedule group exist."""
+    """moto in-process: the tables and the schedule group exist.
+
+    botocore clients are kept from test to test: moto intercepts every client
+    and starts each mock empty, and a new client costs ~0.5 s. Whatever points
+    the clients elsewhere (a local server) calls _reset_connections() before
+    and after."""
     with mock_aws():
-        _reset_connections()
         for model in MODELS:
             model.create_table(wait=True)
         scheduler.client().create_schedule_group(Name=settings.SCHEDULE_GROUP)
         yield
-    _reset_connections()
 
 
 @pytest.fixture
@@ -49,3 +54,19 @@ def api(client, api_key):
             return client.get(path, params, headers=self.headers)
 
     return Api()
+
+
+@pytest.fixture(scope="session")
+def _collected_static(tmp_path_factory):
+    """collectstatic into a temporary STATIC_ROOT, once: production settings
+    serve static files from a manifest, which collectstatic writes."""
+    root = tmp_path_factory.mktemp("staticfiles")
+    with override_settings(STATIC_ROOT=root):
+        call_command("collectstatic", "--noinput", verbosity=0)
+    return root
+
+
+@pytest.fixture
+def collected_static(_collected_static, settings):
+    settings.STATIC_ROOT = _collected_static
+    return _collected_static

@@ -6,7 +6,7 @@ import ipaddress
 import json
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import Any, Literal
@@ -59,16 +59,14 @@ class WebhookPayload(BaseModel):
         if parts.username or parts.password:
             raise ValueError("url must not carry credentials; use headers")
         try:
-            parts.port
+            _ = parts.port  # raises for a port out of range or not a number
         except ValueError:
             raise ValueError("url has an invalid port") from None
         try:
             address = ipaddress.ip_address(parts.hostname)
         except ValueError:
             return value  # a host name: checked when the webhook connects
-        reason = refusal_reason(
-            address, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS
-        )
+        reason = refusal_reason(address, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
         if reason:
             raise ValueError(f"url points to {reason}, which webhooks may not reach")
         return value
@@ -94,7 +92,9 @@ def _pool_manager(allow_private: bool):
 
     from tasks.actions.netguard import pool_classes
 
-    manager = urllib3.PoolManager(num_pools=50, maxsize=4, retries=False)
+    manager = urllib3.PoolManager(
+        num_pools=50, maxsize=settings.AWS_MAX_POOL_CONNECTIONS, retries=False
+    )
     manager.pool_classes_by_scheme = pool_classes(allow_private=allow_private)
     return manager
 
@@ -142,7 +142,7 @@ class WebhookAction:
         timestamp = int(time.time())
         # webhook-id is the task id on every attempt, so receivers can dedupe.
         signature = _signer(settings.WEBHOOK_SIGNING_SECRET).sign(
-            task_id, datetime.fromtimestamp(timestamp, tz=timezone.utc), body
+            task_id, datetime.fromtimestamp(timestamp, tz=UTC), body
         )
         headers = {
             **spec.headers,

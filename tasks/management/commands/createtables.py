@@ -12,7 +12,9 @@ class Command(BaseCommand):
         for model in MODELS:
             name = model.Meta.table_name
             if model.exists():
-                self.stdout.write(f"{name}: exists")
-                continue
-            model.create_table(wait=True)
-            self.stdout.write(f"{name}: created")
+                state = "exists"
+            else:
+                model.create_table(wait=True)
+                state = "created"
+            if options["verbosity"] > 0:
+                self.stdout.write(f"{name}: {state}")

@@ -1,0 +1,134 @@
+"""Dispatch benchmark of the local mode: N webhook tasks due in the same
+second. Prints lateness percentiles (webhook received minus runAt), tasks per
+second, and the AWS API calls per task lifecycle counted at the client.
+
+    python bench/dispatch.py [-n 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.receiver import Receiver  # noqa: E402
+from tasks.localmode.process import start_local  # noqa: E402
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=200, help="tasks due in the same second")
+    args = parser.parse_args()
+    n = args.n
+
+    receiver = Receiver()
+    url = receiver.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        call_log = Path(tmp) / "calls.log"
+        stack = start_local(Path(tmp) / "state", env={"SCHEDULER_LOCAL_CALL_LOG": str(call_log)})
+        try:
+            return run(stack, receiver, url, n, call_log)
+        finally:
+            stack.stop()
+            warnings = [line for line in stack.output if "WARNING" in line or "ERROR" in line]
+            if warnings:
+                print(f"\n{len(warnings)} warnings from the local mode, the first:")
+                first = stack.output.index(warnings[0])
+                print("".join(stack.output[first : first + 30]))
+
+
+def run(stack, receiver: Receiver, url: str, n: int, call_log: Path) -> int:
+    # Leave time to create them all first (creates go through the API).
+    run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=max(6, n // 25))
+    body = {
+        "action": "webhook",
+        "payload": {"url": url, "data": {"n": 0}},
+        "runAt": run_at.isoformat(),
+    }
+    calls_before = _lines(call_log)
+    created_at = time.time()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: stack.api("POST", "/api/tasks", body), range(n)))
+    create_seconds = time.time() - created_at
+    ids = [task["id"] for status, task in results if status == 201]
+    if len(ids) != n or time.time() >= run_at.timestamp():
+        print(f"setup failed: {len(ids)}/{n} created, creating took {create_seconds:.1f} s")
+        return 1
+
+    # Each lifecycle ends with its final status write: the claim and the
+    # result are two UpdateItems per task.
+    deadline = run_at.timestamp() + 120
+    while time.time() < deadline:
+        calls = [line.split() for line in _lines(call_log)[len(calls_before) :]]
+        if sum(op == "UpdateItem" for _, _, op in calls) >= 2 * n:
+            break
+        time.sleep(0.05)
+    all_done = max(float(t) for t, _, op in calls if op == "UpdateItem")
+    completed = _count_completed(stack)
+
+    lateness = [
+        (receiver.arrivals[i] - run_at.timestamp()) * 1000 for i in ids if i in receiver.arrivals
+    ]
+    per_op = collections.Counter(f"{service}.{op}" for _, service, op in calls)
+    print(f"\nDispatch benchmark: {n} webhook tasks due at the same second (local mode)\n")
+    print("| measure | value |")
+    print("| --- | --- |")
+    print(f"| delivered | {len(lateness)}/{n} (receiver saw {receiver.count} requests) |")
+    print(f"| completed (API) | {completed}/{n} |")
+    for p in (50, 95, 99):
+        print(f"| p{p} lateness | {percentile(lateness, p):.0f} ms |")
+    print(f"| max lateness | {max(lateness):.0f} ms |")
+    print(f"| min lateness | {min(lateness):.0f} ms |")
+    print(
+        f"| throughput | {n / max(all_done - run_at.timestamp(), 1e-9):.0f} tasks/s (runAt to all completed) |"
+    )
+    print(f"| creates | {n / create_seconds:.0f} tasks/s through the API (8 clients) |")
+    updates = sorted(float(t) for t, _, op in calls if op == "UpdateItem")
+    early = sum(t < run_at.timestamp() for t in updates)
+    print(f"| UpdateItems before runAt | {early} (claims made during the stand-in's lead) |")
+    print(f"| AWS calls per task | {len(calls) / n:.2f} |")
+    for op, count in sorted(per_op.items()):
+        print(f"| - {op} | {count / n:.2f} |")
+    ok = (
+        len(lateness) == n
+        and completed == n
+        and receiver.count == n
+        and percentile(lateness, 99) <= 100
+        and len(calls) / n <= 5
+    )
+    print(
+        f"\ntargets (p99 <= 100 ms, <= 5 calls/task, each delivered once): {'met' if ok else 'NOT met'}"
+    )
+    return 0 if ok else 1
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _count_completed(stack) -> int:
+    count, cursor = 0, None
+    while True:
+        query = "/api/tasks?status=completed&limit=100" + (f"&cursor={cursor}" if cursor else "")
+        _, page = stack.api("GET", query)
+        count += len(page["items"])
+        cursor = page["nextCursor"]
+        if not cursor:
+            return count
+
+
+if __name__ == "__main__":
+    sys.exit(main())

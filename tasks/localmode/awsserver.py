@@ -1,0 +1,178 @@
+"""A local DynamoDB + EventBridge Scheduler endpoint: moto's server, made
+atomic and persistent.
+
+- Atomic: moto has no per-request lock, so two conditional writes arriving at
+  once could both pass their condition. DynamoDB applies each single-item
+  operation atomically; this server does the same by handling one request at
+  a time.
+- Persistent: after changes, the DynamoDB tables and the schedules are
+  pickled to a state file (at most every `save_interval` seconds, and on
+  stop), and loaded again at start, so `make run` keeps its state in .local/.
+
+Run it as `python -m tasks.localmode.awsserver --port 4566 --state .local/aws.pickle`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pickle
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("localmode.aws")
+
+READ_ONLY_TARGETS = (
+    "DynamoDB_20120810.GetItem",
+    "DynamoDB_20120810.Query",
+    "DynamoDB_20120810.Scan",
+    "DynamoDB_20120810.DescribeTable",
+    "DynamoDB_20120810.ListTables",
+    "DynamoDB_20120810.BatchGetItem",
+)
+
+
+def _backends() -> tuple[Any, Any]:
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.scheduler.models import scheduler_backends
+
+    return dynamodb_backends, scheduler_backends
+
+
+def snapshot() -> bytes:
+    """Pickle every account's and region's tables and schedules."""
+    dynamodb, scheduler = _backends()
+    state: dict = {"dynamodb": {}, "scheduler": {}}
+    for account, regions in dynamodb.items():
+        for region, backend in regions.items():
+            state["dynamodb"][(account, region)] = backend.tables
+    for account, regions in scheduler.items():
+        for region, backend in regions.items():
+            state["scheduler"][(account, region)] = (backend.schedules, backend.schedule_groups)
+    return pickle.dumps(state)
+
+
+def restore(blob: bytes) -> None:
+    dynamodb, scheduler = _backends()
+    state = pickle.loads(blob)
+    for (account, region), tables in state["dynamodb"].items():
+        dynamodb[account][region].tables = tables
+    for (account, region), (schedules, groups) in state["scheduler"].items():
+        backend = scheduler[account][region]
+        backend.schedules = schedules
+        backend.schedule_groups = groups
+
+
+class AtomicPersistentApp:
+    """WSGI middleware: one request at a time; remember unsaved changes."""
+
+    def __init__(self, app: Any, state_file: Path | None, save_interval: float) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.state_file = state_file
+        self.save_interval = save_interval
+        self.dirty = False
+        self.stopping = threading.Event()
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        with self.lock:
+            # Read the body and build the whole response inside the lock.
+            result = self.app(environ, start_response)
+            body = b"".join(result)
+            if hasattr(result, "close"):
+                result.close()
+            target = environ.get("HTTP_X_AMZ_TARGET", "")
+            if environ.get("REQUEST_METHOD") != "GET" and target not in READ_ONLY_TARGETS:
+                self.dirty = True
+        return [body]
+
+    def save(self) -> None:
+        if not self.state_file:
+            return
+        with self.lock:
+            if not self.dirty:
+                return
+            blob = snapshot()
+            self.dirty = False
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, self.state_file)
+
+    def load(self) -> bool:
+        if not (self.state_file and self.state_file.exists()):
+            return False
+        try:
+            restore(self.state_file.read_bytes())
+        except Exception:  # an unreadable state file must not block starting
+            logger.exception("could not load %s; starting empty", self.state_file)
+            return False
+        return True
+
+    def saver(self) -> None:
+        while not self.stopping.wait(self.save_interval):
+            try:
+                self.save()
+            except Exception:
+                logger.exception("could not save the local AWS state")
+
+
+def make_app(state_file: Path | None, save_interval: float = 1.0) -> AtomicPersistentApp:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return AtomicPersistentApp(
+        DomainDispatcherApplication(create_backend_app), state_file, save_interval
+    )
+
+
+def serve(host: str, port: int, state_file: Path | None, ready: Any = None) -> None:
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    app = make_app(state_file)
+    loaded = app.load()
+    server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
+    saver = threading.Thread(target=app.saver, daemon=True)
+    saver.start()
+
+    def stop(signum: int, frame: Any) -> None:
+        app.stopping.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(
+        f"local AWS on http://{host}:{server.server_port} "
+        f"({'state loaded from ' + str(state_file) if loaded else 'empty'})",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    finally:
+        app.dirty = True
+        app.save()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--state", type=Path, default=None, help="state file (none: in memory)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(name, "local")
+    if args.state:
+        args.state.parent.mkdir(parents=True, exist_ok=True)
+    serve(args.host, args.port, args.state)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""A local stand-in for EventBridge Scheduler's firing of one-time schedules.
+
+It reads the schedules the app created through the same boto3 'scheduler'
+API the app uses on AWS, and at each schedule's time invokes the executor
+with the schedule's Target Input, as Lambda would, in a bounded worker pool.
+After a schedule fires it is deleted (ActionAfterCompletion DELETE). It fires
+at the scheduled second, not within a minute as EventBridge may; schedules
+that came due while nothing was running fire as soon as it starts.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import importlib
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+logger = logging.getLogger("localmode.firer")
+
+DELETE_DELAY_SECONDS = 1.0
+
+
+@dataclass(order=True)
+class Due:
+    start: float  # when to invoke: `at`, less the lead for a crowded second
+    at: float = field(compare=False)
+    name: str = field(compare=False)
+    event: dict = field(compare=False)
+    delete_after: bool = field(compare=False)
+    retries: int = field(compare=False)
+
+
+class LambdaContext:
+    """The parts of Lambda's context object that handlers commonly read."""
+
+    def __init__(self, function_name: str, timeout: float) -> None:
+        self.function_name = function_name
+        self.aws_request_id = str(uuid.uuid4())
+        self._deadline = time.monotonic() + timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def parse_at(expression: str, timezone: str | None) -> float:
+    """`at(yyyy-mm-ddThh:mm:ss)` -> epoch seconds."""
+    if not (expression.startswith("at(") and expression.endswith(")")):
+        raise ValueError(f"not a one-time schedule: {expression}")
+    when = datetime.fromisoformat(expression[3:-1])
+    if timezone not in (None, "UTC"):
+        from zoneinfo import ZoneInfo
+
+        return when.replace(tzinfo=ZoneInfo(timezone)).timestamp()
+    return when.replace(tzinfo=UTC).timestamp()
+
+
+def invoke_command(event: dict, context: Any) -> Any:
+    """Route an event the way Zappa's handler routes a `command` event."""
+    module_name, _, function_name = event["command"].rpartition(".")
+    function = getattr(importlib.import_module(module_name), function_name)
+    return function(event, context)
+
+
+class Firer:
+    def __init__(
+        self,
+        *,
+        client: Any,
+        group: str,
+        workers: int = 64,
+        poll_interval: float = 0.25,
+        invoke: Any = invoke_command,
+        timeout: float = 60.0,
+        lead_base: float = 0.05,
+        lead_per_task: float = 0.015,
+    ) -> None:
+        self.client = client
+        self.group = group
+        self.poll_interval = poll_interval
+        self.invoke = invoke
+        self.timeout = timeout
+        # Invocations start a little before their second, more when many share
+        # it, so that the stand-in's own throughput does not make them late.
+        # The executor claims the task then, and holds the delivery until it is
+        # due (it never sends early).
+        self.lead_base = lead_base
+        self.lead_per_task = lead_per_task
+        self.crowd: collections.Counter[int] = collections.Counter()
+        # The executor refuses a claim earlier than this before the due time.
+        from tasks.services import CLAIM_EARLY_SECONDS
+
+        self.max_lead = CLAIM_EARLY_SECONDS - 1.0
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invoke")
+        self.heap: list[Due] = []
+        self.known: set[str] = set()
+        self.fired: set[str] = set()
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="firer", daemon=True)
+        self.deletions: queue.Queue = queue.Queue()
+        self.deleter = threading.Thread(target=self._delete_fired, name="deleter", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        self.deleter.start()
+
+    def stop(self, wait: bool = True) -> None:
+        self.stop_event.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
+        self.pool.shutdown(wait=wait, cancel_futures=False)
+        if self.deleter.is_alive():
+            self.deletions.put((0.0, None))
+            self.deleter.join(timeout=10)
+
+    # --- reading schedules ----------------------------------------------------
+
+    def _list_names(self) -> set[str]:
+        from botocore.exceptions import ClientError
+
+        for _ in range(3):
+            names: set[str] = set()
+            kwargs: dict = {"GroupName": self.group, "State": "ENABLED", "MaxResults": 100}
+            try:
+                while True:
+                    page = self.client.list_schedules(**kwargs)
+                    names.update(s["Name"] for s in page.get("Schedules", []))
+                    if not page.get("NextToken"):
+                        return names
+                    kwargs["NextToken"] = page["NextToken"]
+            except ClientError as exc:
+                # A page token goes stale when its schedule is deleted
+                # meanwhile: list again from the start.
+                if exc.response["Error"]["Code"] != "InvalidToken":
+                    raise
+        raise RuntimeError("the schedule listing kept changing")
+
+    def _read(self, name: str) -> Due | None:
+        try:
+            schedule = self.client.get_schedule(Name=name, GroupName=self.group)
+        except self.client.exceptions.ResourceNotFoundException:
+            return None
+        try:
+            at = parse_at(
+                schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone")
+            )
+            event = json.loads(schedule["Target"].get("Input") or "{}")
+        except (ValueError, KeyError) as exc:
+            logger.warning("schedule %s skipped: %s", name, exc)
+            return None
+        retries = schedule["Target"].get("RetryPolicy", {}).get("MaximumRetryAttempts", 0)
+        return Due(
+            start=at,
+            at=at,
+            name=name,
+            event=event,
+            delete_after=schedule.get("ActionAfterCompletion") == "DELETE",
+            retries=retries,
+        )
+
+    def poll(self) -> None:
+        names = self._list_names()
+        new = [due for name in names - self.known - self.fired if (due := self._read(name))]
+        for due in new:
+            self.crowd[int(due.at)] += 1
+        for due in new:
+            lead = self.lead_base + self.lead_per_task * self.crowd[int(due.at)]
+            due.start = due.at - min(lead, self.max_lead)
+            heapq.heappush(self.heap, due)
+        # A schedule deleted before it fired (a cancel) is dropped.
+        self.known = names
+        self.fired &= names
+
+    # --- firing ---------------------------------------------------------------
+
+    def _loop(self) -> None:
+        next_poll = 0.0
+        while not self.stop_event.is_set():
+            now = time.time()
+            if now >= next_poll:
+                try:
+                    self.poll()
+                except Exception:
+                    logger.exception("could not read the schedules")
+                next_poll = time.time() + self.poll_interval
+            self._fire_due()
+            wake = next_poll
+            if self.heap:
+                wake = min(wake, self.heap[0].start)
+            self.stop_event.wait(max(0.0, wake - time.time()))
+
+    def _fire_due(self) -> None:
+        now = time.time()
+        while self.heap and self.heap[0].start <= now:
+            due = heapq.heappop(self.heap)
+            if due.name not in self.known:
+                continue
+            self.fired.add(due.name)
+            self.pool.submit(self._run, due)
+
+    def _run(self, due: Due) -> None:
+        for attempt in range(due.retries + 1):
+            context = LambdaContext(f"local-executor:{due.name}", self.timeout)
+            try:
+                self.invoke(dict(due.event), context)
+                break
+            except Exception:
+                logger.exception("invocation of schedule %s failed (try %s)", due.name, attempt + 1)
+                time.sleep(min(2**attempt, 10))
+        else:
+            logger.error(
+                "schedule %s: retries exhausted (on AWS: to the dead-letter queue)", due.name
+            )
+        if due.delete_after:
+            # EventBridge deletes a completed one-time schedule in its own
+            # time; done here a moment later, off the busy instant.
+            self.deletions.put((time.time() + DELETE_DELAY_SECONDS, due.name))
+
+    def _delete_fired(self) -> None:
+        while True:
+            when, name = self.deletions.get()
+            if name is None:
+                return
+            time.sleep(max(0.0, when - time.time()))
+            try:
+                self.client.delete_schedule(Name=name, GroupName=self.group)
+            except self.client.exceptions.ResourceNotFoundException:
+                pass
+            except Exception:
+                logger.exception("could not delete fired schedule %s", name)

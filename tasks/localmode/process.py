@@ -1,0 +1,101 @@
+"""Start the local mode (`manage.py runlocal`) as a subprocess, on free ports,
+and stop it again: for the end-to-end tests, the benchmark and `make webhook`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import urllib3
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+READY_TIMEOUT = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalStack:
+    url: str
+    username: str
+    password: str
+    api_key: str
+    process: subprocess.Popen
+    output: list[str] = field(default_factory=list)
+
+    def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        import json
+
+        response = urllib3.request(
+            method,
+            self.url.rstrip("/") + path,
+            body=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json"},
+            timeout=10,
+        )
+        return response.status, response.json()
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+
+def start_local(
+    data_dir: Path, env: dict[str, str] | None = None, port: int | None = None
+) -> LocalStack:
+    """Start the local mode with its state in data_dir; returns once the three
+    ready lines are printed."""
+    environment = {
+        **os.environ,
+        "SCHEDULER_LOCAL_MODE": "true",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
+    environment.pop("DJANGO_SETTINGS_MODULE", None)
+    environment.pop("AWS_ENDPOINT_URL", None)
+    port = port or free_port()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runlocal", "--port", str(port), "--data-dir", str(data_dir)],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    ready: dict[str, str] = {}
+    output: list[str] = []
+    deadline = time.monotonic() + READY_TIMEOUT
+    while len(ready) < 3:
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError("runlocal exited before it was ready:\n" + "".join(output))
+        output.append(line)
+        for prefix in ("Dashboard: ", "Login: ", "API key: "):
+            if line.startswith(prefix):
+                ready[prefix] = line[len(prefix) :].strip()
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("runlocal was not ready in time:\n" + "".join(output))
+    # Keep draining its output so it never blocks on a full pipe.
+    threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()
+    username, password = ready["Login: "].split(" ", 1)
+    return LocalStack(
+        url=ready["Dashboard: "],
+        username=username,
+        password=password,
+        api_key=ready["API key: "],
+        process=process,
+        output=output,
+    )

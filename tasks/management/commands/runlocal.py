@@ -1,0 +1,142 @@
+"""`make run`: the whole scheduler on one machine."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+logger = logging.getLogger("localmode")
+
+
+def _child_setup() -> None:
+    # Die with the parent, and leave Ctrl-C to it: the parent drains the
+    # running tasks before it stops the AWS endpoint they write to.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class Command(BaseCommand):
+    help = "Run the scheduler locally: AWS endpoint, schedule firing, API and dashboard."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--data-dir", type=Path, default=Path(".local"))
+        parser.add_argument("--workers", type=int, default=256, help="executor worker pool size")
+
+    def handle(self, *args, host: str, port: int, data_dir: Path, workers: int, **options) -> None:
+        if not settings.LOCAL_MODE:
+            raise CommandError("runlocal needs SCHEDULER_LOCAL_MODE=true (make run sets it)")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # Many executor threads share this process (on AWS each invocation
+        # has its own): switch between them often, so a thread that is
+        # recording an outcome does not hold up one that is due to send.
+        sys.setswitchinterval(0.0005)
+        # whitenoise warns about a missing STATIC_ROOT; the local mode serves
+        # static files from the apps (WHITENOISE_USE_FINDERS).
+        Path(settings.STATIC_ROOT).mkdir(exist_ok=True)
+        aws = self._start_aws(data_dir)
+        stopping = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.set())
+        firer = server = None
+        try:
+            from tasks.localmode.bootstrap import bootstrap
+
+            creds = bootstrap(data_dir)
+            firer = self._start_firer(workers)
+            self._count_calls()
+            server = self._start_web(host, port)
+            self.stdout.write(f"Dashboard: http://{host}:{server.server_port}/")
+            self.stdout.write(f"Login: {creds['username']} {creds['password']}")
+            self.stdout.write(f"API key: {creds['api_key']}")
+            self.stdout.flush()
+            stopping.wait()
+        finally:
+            self.stderr.write("stopping...")
+            if server:
+                server.shutdown()
+            if firer:
+                firer.stop(wait=True)  # let running tasks record their outcome
+            aws.terminate()
+            try:
+                aws.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                aws.kill()
+            self.stderr.write("stopped")
+
+    def _start_aws(self, data_dir: Path) -> subprocess.Popen:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            os.environ.setdefault(name, "local")
+        os.environ.pop("AWS_PROFILE", None)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tasks.localmode.awsserver",
+                "--port",
+                "0",
+                "--state",
+                str(data_dir / "aws.pickle"),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=_child_setup,
+        )
+        line = process.stdout.readline()
+        if not line.startswith("local AWS on "):
+            process.kill()
+            raise CommandError(f"the local AWS endpoint did not start: {line!r}")
+        endpoint = line.split()[3]
+        # Every boto3/PynamoDB client in this process is created after this.
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        self.stderr.write(line.strip())
+        return process
+
+    def _start_firer(self, workers: int):
+        import boto3
+
+        from tasks.localmode.firer import Firer
+
+        # Its own client: its calls (reading and deleting fired schedules) are
+        # ones EventBridge makes itself on AWS, so they are not counted.
+        client = boto3.client("scheduler", region_name=settings.AWS_REGION)
+        firer = Firer(client=client, group=settings.SCHEDULE_GROUP, workers=workers)
+        firer.start()
+        return firer
+
+    def _count_calls(self) -> None:
+        path = os.environ.get("SCHEDULER_LOCAL_CALL_LOG")
+        if not path:
+            return
+        from tasks import scheduler
+        from tasks.localmode.callcount import install
+        from tasks.models import MODELS
+
+        install(path)
+        # The app's clients are made again, now with the counter attached.
+        for model in MODELS:
+            model._connection = None
+        scheduler.client.cache_clear()
+
+    def _start_web(self, host: str, port: int):
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        from scheduler_site.wsgi import application
+
+        class Handler(WSGIRequestHandler):
+            def log_request(self, code="-", size="-") -> None:
+                logger.info('%s "%s" %s', self.address_string(), self.requestline, code)
+
+        server = make_server(host, port, application, threaded=True, request_handler=Handler)
+        threading.Thread(target=server.serve_forever, name="web", daemon=True).start()
+        return server
