@@ -23,8 +23,3 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
 from scheduler_site.settings import *  # noqa: E402,F403
-
-# Tests render pages without running collectstatic: plain static storage,
-# files found in the apps (tests/test_dashboard.py checks the hashed storage).
-STORAGES = {"staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-WHITENOISE_USE_FINDERS = True
