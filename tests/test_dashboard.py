@@ -621,3 +621,10 @@ def test_it_shows_every_invalid_field_at_once(dash):
     assert "not valid JSON" in field_error(html, "data")
     assert "url must start with http:// or https://" in field_error(html, "url")
     assert list(Task.scan()) == []
+
+
+def test_it_keeps_a_message_for_the_page_when_a_poll_comes_first(dash):
+    task = make_task()
+    dash.post(f"/tasks/{task.id}/cancel/")
+    dash.get(f"/tasks/{task.id}/", headers={"HX-Request": "true"})
+    assert b"Task cancelled." in dash.get(f"/tasks/{task.id}/").content

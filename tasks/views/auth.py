@@ -191,9 +191,11 @@ def render_page(
 ) -> HttpResponse:
     """Render a dashboard page with what every page shows: the operator and a
     pending one-time message."""
+    # A poll's fragment shows no message, so it must not use one up.
+    polling = request.headers.get("HX-Request") == "true"
     context = {
         "operator": getattr(request, "operator", None),
-        "flash": pop_flash(request),
+        "flash": None if polling else pop_flash(request),
         **(context or {}),
     }
     return render(request, template, context, status=status)
