@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAGE ?= dev
 
-.PHONY: setup run test lint bench lambda deploy update reset webhook clean
+.PHONY: setup run test lint bench lambda deploy update reset webhook clean checkov terraform-check clean-checkov
 
 setup: $(VENV)/.installed
 
@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-test: setup
+test: setup checkov
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
@@ -41,3 +41,29 @@ webhook: setup
 
 bench: setup
 	$(PY) bench/dispatch.py
+
+# checkov (run by tests/test_terraform.py) lives in its own virtualenv: its
+# dependencies conflict with the app's pins.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+
+checkov: $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+$(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
+	@if [ ! -x $(CHECKOV_VENV)/bin/python ]; then \
+		PYBIN=$$(command -v $(PYTHON) || (command -v pyenv >/dev/null && pyenv which python3.13) || echo python3); \
+		$$PYBIN -m venv $(CHECKOV_VENV); \
+	fi
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	@rm -f $(CHECKOV_VENV)/.installed-*
+	@touch $@
+
+# The Terraform checks alone (make test runs them too, as tests).
+terraform-check: setup checkov
+	terraform fmt -check -recursive terraform/
+	$(CHECKOV_VENV)/bin/checkov --directory terraform --framework terraform --skip-download --compact --quiet
+	$(PY) -m pytest tests/test_terraform.py
+
+clean: clean-checkov
+clean-checkov:
+	rm -rf $(CHECKOV_VENV)

@@ -60,3 +60,19 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if value == "":
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_origins(name: str) -> list[str]:
+    """A comma-separated list of browser origins, each `scheme://host[:port]`
+    exactly as a browser sends it (no path, no trailing slash)."""
+    from urllib.parse import urlsplit
+
+    origins = env_list(name)
+    for origin in origins:
+        parts = urlsplit(origin)
+        exact = f"{parts.scheme}://{parts.netloc}"
+        if parts.scheme not in ("http", "https") or not parts.hostname or origin != exact:
+            raise ImproperlyConfiguredEnv(
+                f"{name}: {origin!r} is not an origin like https://app.example.com"
+            )
+    return origins

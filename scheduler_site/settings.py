@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scheduler_site.env import env_bool, env_float, env_int, env_list, env_str
+from scheduler_site.env import env_bool, env_float, env_int, env_list, env_origins, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -24,11 +24,14 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django.contrib.staticfiles",
+    "corsheaders",
     "ninja",
     "tasks",
 ]
 
 MIDDLEWARE = [
+    # First: it answers CORS preflights itself (see CORS_* below).
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -93,6 +96,17 @@ WHITENOISE_USE_FINDERS = DEBUG or LOCAL_MODE
 WHITENOISE_MANIFEST_STRICT = False
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- CORS -------------------------------------------------------------------
+# Browser apps on these origins may call the JSON API (not the dashboard).
+# None by default. API keys travel in the Authorization header, never in
+# cookies, so credentials are not allowed.
+CORS_ALLOWED_ORIGINS = env_origins("CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/(api/|schedule-task$)"
+CORS_ALLOW_METHODS = ("GET", "OPTIONS", "POST")
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "idempotency-key")
+CORS_ALLOW_CREDENTIALS = False
+CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- AWS -------------------------------------------------------------------
 # AWS_ENDPOINT_URL (botocore's standard variable) points every client at a

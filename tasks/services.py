@@ -433,18 +433,21 @@ def task_execute(task: Task) -> Task:
     failed, or scheduled again with a new schedule for a retryable failure."""
     # Never deliver early: a delivery that arrives before the task is due
     # (clock skew; the local stand-in's lead) waits for it.
+    action = get_action(task.action)
     early = (task.due_at - now()).total_seconds()
     if early > 0:
-        time.sleep(min(early, CLAIM_EARLY_SECONDS))
+        warm_up = getattr(action, "warm_up", None)
+        if warm_up:
+            with contextlib.suppress(Exception):
+                warm_up(payload=task.payload)
+        time.sleep(max(0.0, min((task.due_at - now()).total_seconds(), CLAIM_EARLY_SECONDS)))
     started = now()
     clock = time.monotonic()
     http_status = excerpt = error = None
     retry_after = None
     permanent = False
     try:
-        outcome = get_action(task.action).run(
-            task_id=task.id, payload=task.payload, attempt=task.attempts
-        )
+        outcome = action.run(task_id=task.id, payload=task.payload, attempt=task.attempts)
         http_status, excerpt = outcome.http_status, outcome.response_excerpt
     except TransportError as exc:
         error, permanent = exc.message, exc.permanent

@@ -70,3 +70,17 @@ def _collected_static(tmp_path_factory):
 def collected_static(_collected_static, settings):
     settings.STATIC_ROOT = _collected_static
     return _collected_static
+
+
+@pytest.fixture(scope="session")
+def httpserver_listen_address():
+    """pytest-httpserver's receivers bind 127.0.0.1 only, on a free port."""
+    return ("127.0.0.1", 0)
+
+
+@pytest.fixture
+def receiver(httpserver, settings):
+    """A real HTTP server on 127.0.0.1 that webhooks may reach: the SSRF guard
+    allows loopback only when private networks are allowed (local development)."""
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    return httpserver

@@ -13,12 +13,13 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks.actions import Outcome, TransportError
 from tasks.actions.netguard import BlockedAddressError, refusal_reason
 
 EXCERPT_CHARS = 500
+_CONN_PREFIX = re.compile(r"^(<[^>]*>|\w+\(host=[^)]*\)): ")
 MAX_HEADERS = 20
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
 # Set by the scheduler itself; a task may not override them.
@@ -92,9 +93,9 @@ def _pool_manager(allow_private: bool):
 
     from tasks.actions.netguard import pool_classes
 
-    manager = urllib3.PoolManager(
-        num_pools=50, maxsize=settings.AWS_MAX_POOL_CONNECTIONS, retries=False
-    )
+    # maxsize only bounds how many idle connections per host are kept for
+    # reuse (a Lambda runs one delivery at a time; the local mode many).
+    manager = urllib3.PoolManager(num_pools=50, maxsize=256, retries=False)
     manager.pool_classes_by_scheme = pool_classes(allow_private=allow_private)
     return manager
 
@@ -134,10 +135,36 @@ class WebhookAction:
     name = "webhook"
     Payload = WebhookPayload
 
+    def warm_up(self, *, payload: dict[str, Any]) -> None:
+        """Open the connection ahead of a delivery that has to wait for its
+        time, so that at that time only the request itself goes out. Best
+        effort: any failure here is met again, and recorded, by run()."""
+        spec = WebhookPayload.model_validate(payload)
+        pool = _pool_manager(settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS).connection_from_url(spec.url)
+        conn = pool._get_conn()
+        if conn.sock is None:
+            conn.timeout = settings.WEBHOOK_TIMEOUT_SECONDS
+            try:
+                conn.connect()  # through the SSRF guard, like any connection
+            except Exception:
+                conn.close()
+                pool._put_conn(None)
+                raise
+        # The next request to this host takes this idle, open connection.
+        pool._put_conn(conn)
+
     def run(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> Outcome:
         import urllib3
 
-        spec = WebhookPayload.model_validate(payload)
+        try:
+            spec = WebhookPayload.model_validate(payload)
+        except ValidationError as exc:
+            # A stored payload that today's rules refuse (e.g. made while
+            # private networks were allowed): retrying cannot help.
+            problems = "; ".join(
+                e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False)
+            )
+            raise TransportError(f"invalid payload: {problems}", permanent=True) from None
         body = json.dumps(spec.data, separators=(",", ":"))
         timestamp = int(time.time())
         # webhook-id is the task id on every attempt, so receivers can dedupe.
@@ -166,6 +193,11 @@ class WebhookAction:
             )
         except BlockedAddressError as exc:
             raise TransportError(_message(exc), permanent=True) from None
+        except urllib3.exceptions.NewConnectionError as exc:
+            # Caught before TimeoutError: urllib3 makes NewConnectionError a
+            # subclass of ConnectTimeoutError, so a refused connection would
+            # otherwise be recorded as a timeout.
+            raise TransportError(f"connection failed: {_message(exc)}") from None
         except urllib3.exceptions.TimeoutError:
             raise TransportError(
                 f"timed out after {settings.WEBHOOK_TIMEOUT_SECONDS:g} s"
@@ -176,9 +208,9 @@ class WebhookAction:
 
 
 def _message(exc: Exception) -> str:
-    # urllib3 prefixes messages with the connection object's repr.
-    text = str(exc)
-    return text.split(": ", 1)[1] if text.startswith("<") and ": " in text else text
+    # urllib3 prefixes messages with the connection object's repr
+    # ("<...>: " or "HTTPConn(host='...', port=...): ").
+    return _CONN_PREFIX.sub("", str(exc), count=1)
 
 
 def _judge(response: Any) -> Outcome:

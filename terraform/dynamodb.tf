@@ -1,0 +1,106 @@
+# The three tables of tasks/models.py, key for key and index for index
+# (tests/test_terraform.py compares them with the PynamoDB models). No TTL:
+# the models keep every task and key until someone deletes them.
+
+resource "aws_dynamodb_table" "tasks" {
+  # checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key (aws/dynamodb); a customer managed key would add a key policy every role must be written into and cost per month without narrowing who can read the table, which IAM already decides.
+  name                        = "${local.prefix}-tasks"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "id"
+  deletion_protection_enabled = local.deletion_protection
+
+  attribute {
+    name = "id"
+    type = "S"
+  }
+  attribute {
+    name = "status"
+    type = "S"
+  }
+  attribute {
+    name = "run_at"
+    type = "S"
+  }
+  attribute {
+    name = "created_at"
+    type = "S"
+  }
+  attribute {
+    name = "listing"
+    type = "S"
+  }
+
+  # Tasks of one status in runAt order ("what is due next", "what failed").
+  global_secondary_index {
+    name            = "status-run_at-index"
+    hash_key        = "status"
+    range_key       = "run_at"
+    projection_type = "ALL"
+  }
+
+  # Tasks of one status, newest first.
+  global_secondary_index {
+    name            = "status-created_at-index"
+    hash_key        = "status"
+    range_key       = "created_at"
+    projection_type = "ALL"
+  }
+
+  # All tasks, newest first (one constant partition, "task").
+  global_secondary_index {
+    name            = "listing-created_at-index"
+    hash_key        = "listing"
+    range_key       = "created_at"
+    projection_type = "ALL"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}
+
+resource "aws_dynamodb_table" "api_keys" {
+  # checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key (aws/dynamodb); see the tasks table. The table holds only sha256 hashes of the keys.
+  name                        = "${local.prefix}-api-keys"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "key_hash"
+  deletion_protection_enabled = local.deletion_protection
+
+  attribute {
+    name = "key_hash"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}
+
+resource "aws_dynamodb_table" "operators" {
+  # checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key (aws/dynamodb); see the tasks table. Passwords are stored as PBKDF2 hashes.
+  name                        = "${local.prefix}-operators"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "username"
+  deletion_protection_enabled = local.deletion_protection
+
+  attribute {
+    name = "username"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}

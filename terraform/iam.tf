@@ -1,0 +1,227 @@
+# Three roles, each allowed exactly the calls its code makes (listed in the
+# README, checked by tests/test_terraform.py against the calls the code makes
+# under moto). No statement allows "*" or a service-wide wildcard, and none
+# has Resource "*".
+
+# --- EventBridge Scheduler -> executor ---------------------------------------
+
+data "aws_iam_policy_document" "scheduler_trust" {
+  statement {
+    sid     = "EventBridgeSchedulerOfThisAccountAndGroup"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+
+    # Confused-deputy guard: only schedules of this account, in this group.
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_scheduler_schedule_group.tasks.arn]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "scheduler" {
+  statement {
+    sid       = "InvokeTheExecutor"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [local.executor_function_arn]
+  }
+
+  # EventBridge Scheduler sends to the dead-letter queue with this role.
+  statement {
+    sid       = "SendToTheDeadLetterQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.scheduler_dlq.arn]
+  }
+}
+
+resource "aws_iam_role" "scheduler" {
+  name               = "${local.prefix}-scheduler"
+  description        = "Assumed by EventBridge Scheduler to invoke the executor of ${local.prefix}."
+  assume_role_policy = data.aws_iam_policy_document.scheduler_trust.json
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  name   = "invoke-executor"
+  role   = aws_iam_role.scheduler.id
+  policy = data.aws_iam_policy_document.scheduler.json
+}
+
+# --- web function (API and dashboard) ----------------------------------------
+
+data "aws_iam_policy_document" "web_trust" {
+  statement {
+    sid     = "Lambda"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+
+  # Zappa's API Gateway integration invokes the function with the function's
+  # own role (its `credentials`), so API Gateway must be able to assume it.
+  # Another account's API cannot: it would need iam:PassRole on this role.
+  statement {
+    sid     = "ZappaApiGatewayIntegration"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["apigateway.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "web" {
+  statement {
+    sid       = "Tasks"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.tasks.arn]
+  }
+
+  # Listing and counting are Queries on the indexes, never on the table.
+  statement {
+    sid     = "TaskIndexes"
+    actions = ["dynamodb:Query"]
+    resources = [
+      "${aws_dynamodb_table.tasks.arn}/index/status-run_at-index",
+      "${aws_dynamodb_table.tasks.arn}/index/status-created_at-index",
+      "${aws_dynamodb_table.tasks.arn}/index/listing-created_at-index",
+    ]
+  }
+
+  # Authenticating a request is one GetItem; the dashboard creates, lists
+  # (Scan of a table of a handful of keys) and revokes keys.
+  statement {
+    sid       = "ApiKeys"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"]
+    resources = [aws_dynamodb_table.api_keys.arn]
+  }
+
+  # Dashboard logins: read, count failures and lock (UpdateItem), add.
+  statement {
+    sid       = "Operators"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.operators.arn]
+  }
+
+  # Create a task's schedule; delete it on cancel and run-now.
+  statement {
+    sid       = "Schedules"
+    actions   = ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"]
+    resources = [local.schedule_arn_pattern]
+  }
+
+  # CreateSchedule names the scheduler role as the schedule's role.
+  statement {
+    sid       = "PassTheSchedulerRole"
+    actions   = ["iam:PassRole"]
+    resources = [aws_iam_role.scheduler.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["scheduler.amazonaws.com"]
+    }
+  }
+
+  # For API Gateway, which invokes the function with this role (see above).
+  # The integration may name a published version, hence the qualified form.
+  statement {
+    sid       = "ApiGatewayInvokesTheWebFunction"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [local.web_function_arn, "${local.web_function_arn}:*"]
+  }
+
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.web.arn}:*"]
+  }
+}
+
+resource "aws_iam_role" "web" {
+  name               = "${local.prefix}-web"
+  description        = "Execution role of the ${local.prefix} web function (API and dashboard)."
+  assume_role_policy = data.aws_iam_policy_document.web_trust.json
+}
+
+resource "aws_iam_role_policy" "web" {
+  name   = "web"
+  role   = aws_iam_role.web.id
+  policy = data.aws_iam_policy_document.web.json
+}
+
+# --- executor function ---------------------------------------------------------
+
+data "aws_iam_policy_document" "executor_trust" {
+  statement {
+    sid     = "Lambda"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "executor" {
+  # Claim (a conditional UpdateItem that returns the task), record the
+  # attempt, mark a task whose retry could not be scheduled failed: updates
+  # only, the executor never reads a task otherwise.
+  statement {
+    sid       = "Tasks"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.tasks.arn]
+  }
+
+  # A retryable failure gets a new one-time schedule; fired schedules delete
+  # themselves (ActionAfterCompletion DELETE), so no DeleteSchedule.
+  statement {
+    sid       = "RetrySchedules"
+    actions   = ["scheduler:CreateSchedule"]
+    resources = [local.schedule_arn_pattern]
+  }
+
+  statement {
+    sid       = "PassTheSchedulerRole"
+    actions   = ["iam:PassRole"]
+    resources = [aws_iam_role.scheduler.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["scheduler.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.executor.arn}:*"]
+  }
+}
+
+resource "aws_iam_role" "executor" {
+  name               = "${local.prefix}-executor"
+  description        = "Execution role of the ${local.prefix} executor function."
+  assume_role_policy = data.aws_iam_policy_document.executor_trust.json
+}
+
+resource "aws_iam_role_policy" "executor" {
+  name   = "executor"
+  role   = aws_iam_role.executor.id
+  policy = data.aws_iam_policy_document.executor.json
+}

@@ -1,0 +1,59 @@
+# The group every task's one-time schedule is created in, and the queue
+# EventBridge Scheduler puts an invocation in when it gives up on it
+# (after SCHEDULER_MAX_RETRY_ATTEMPTS / SCHEDULER_MAX_EVENT_AGE_SECONDS).
+
+resource "aws_scheduler_schedule_group" "tasks" {
+  name = local.prefix
+}
+
+resource "aws_sqs_queue" "scheduler_dlq" {
+  name = "${local.prefix}-scheduler-dlq"
+  # The longest SQS allows: time to look at what never reached the executor.
+  message_retention_seconds = 1209600
+  # Encrypted with SQS's own key (SSE-SQS): EventBridge Scheduler can send to
+  # it without a KMS key policy or kms:* permissions on its role.
+  sqs_managed_sse_enabled = true
+}
+
+data "aws_iam_policy_document" "scheduler_dlq" {
+  # Nobody, whatever their IAM policy says, reaches the queue without TLS.
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [aws_sqs_queue.scheduler_dlq.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "scheduler_dlq" {
+  queue_url = aws_sqs_queue.scheduler_dlq.id
+  policy    = data.aws_iam_policy_document.scheduler_dlq.json
+}
+
+# A message in the dead-letter queue is a task whose executor was never run:
+# say so instead of waiting for someone to look.
+resource "aws_cloudwatch_metric_alarm" "scheduler_dlq_not_empty" {
+  alarm_name          = "${local.prefix}-scheduler-dlq-not-empty"
+  alarm_description   = "EventBridge Scheduler could not invoke the executor for some task; see the queue ${aws_sqs_queue.scheduler_dlq.name}."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.scheduler_dlq.name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+}

@@ -1,0 +1,423 @@
+"""The executor, tasks.executor.run_task, against real HTTP receivers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+from standardwebhooks import Webhook
+from werkzeug import Response
+
+from tasks import scheduler, services
+from tasks.actions import webhook as webhook_action
+from tasks.executor import ExecutorError, run_task
+from tasks.models import Task
+from tests.factories import due_task
+
+
+def stored(task_id: str) -> Task:
+    return Task.get(task_id, consistent_read=True)
+
+
+def schedule_of(settings, task: Task) -> dict:
+    return scheduler.client().get_schedule(
+        Name=task.schedule_name, GroupName=settings.SCHEDULE_GROUP
+    )
+
+
+def schedule_names(settings) -> set[str]:
+    schedules = scheduler.client().list_schedules(GroupName=settings.SCHEDULE_GROUP)
+    return {s["Name"] for s in schedules["Schedules"]}
+
+
+@pytest.fixture
+def no_backoff(settings):
+    """Retries due at once, so a test can deliver the next attempt."""
+    settings.TASK_RETRY_BASE_SECONDS = 0
+    settings.TASK_RETRY_MAX_SECONDS = 0
+
+
+# --- success ------------------------------------------------------------------------
+
+
+def test_it_delivers_a_due_webhook_signed_and_records_it(aws, receiver, settings):
+    receiver.expect_oneshot_request("/hook", method="POST").respond_with_data("ok")
+    task = due_task(receiver.url_for("/hook"), data={"message": "Hello World", "n": 1})
+
+    result = run_task({"command": "tasks.executor.run_task", "task_id": task.id}, None)
+
+    assert result == {"taskId": task.id, "result": "completed"}
+    [(request, _response)] = receiver.log
+    assert json.loads(request.get_data()) == {"message": "Hello World", "n": 1}
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"].startswith("django-task-scheduler/")
+    assert request.headers["webhook-id"] == task.id
+    # The receiver's check, per the Standard Webhooks spec.
+    verified = Webhook(settings.WEBHOOK_SIGNING_SECRET).verify(
+        request.get_data(), dict(request.headers)
+    )
+    assert verified == {"message": "Hello World", "n": 1}
+
+    done = stored(task.id)
+    assert done.status == "completed"
+    assert done.attempts == 1
+    assert done.error is None
+    [attempt] = done.attempt_history
+    assert attempt.number == 1
+    assert attempt.outcome == "success"
+    assert attempt.http_status == 200
+    assert attempt.response_excerpt == "ok"
+    assert attempt.error is None
+    assert attempt.started_at <= attempt.finished_at
+
+
+def test_its_signature_does_not_verify_with_another_secret_or_a_changed_body(
+    aws, receiver, settings
+):
+    receiver.expect_oneshot_request("/hook").respond_with_data("ok")
+    task = due_task(receiver.url_for("/hook"))
+    run_task({"task_id": task.id})
+    [(request, _response)] = receiver.log
+    from standardwebhooks.webhooks import WebhookVerificationError
+
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + "QUJD" * 8).verify(request.get_data(), dict(request.headers))
+    with pytest.raises(WebhookVerificationError):
+        Webhook(settings.WEBHOOK_SIGNING_SECRET).verify(b'{"forged":1}', dict(request.headers))
+
+
+def test_it_sends_the_method_and_headers_the_task_names(aws, receiver):
+    receiver.expect_oneshot_request("/items/7", method="PUT").respond_with_data("", status=204)
+    task = due_task(
+        receiver.url_for("/items/7"),
+        data=[1, 2, 3],
+        payload_extra={"method": "PUT", "headers": {"X-Team": "ops", "Authorization": "Bearer t"}},
+    )
+    assert run_task({"task_id": task.id})["result"] == "completed"
+    [(request, _response)] = receiver.log
+    assert request.method == "PUT"
+    assert request.headers["X-Team"] == "ops"
+    assert request.headers["Authorization"] == "Bearer t"
+    assert json.loads(request.get_data()) == [1, 2, 3]
+    attempt = stored(task.id).attempt_history[0]
+    assert attempt.http_status == 204
+    assert attempt.response_excerpt is None
+
+
+def test_it_keeps_only_a_short_excerpt_of_the_response(aws, receiver):
+    receiver.expect_oneshot_request("/hook").respond_with_data("é" * 5000, status=200)
+    task = due_task(receiver.url_for("/hook"))
+    run_task({"task_id": task.id})
+    assert stored(task.id).attempt_history[0].response_excerpt == "é" * 500
+
+
+# --- retries ------------------------------------------------------------------------
+
+
+def test_it_retries_a_server_error_then_fails_with_the_error(aws, receiver, settings, no_backoff):
+    receiver.expect_request("/hook").respond_with_data("down", status=500)
+    task = due_task(receiver.url_for("/hook"), max_attempts=3)
+    first_schedule = task.schedule_name
+
+    assert run_task({"task_id": task.id})["result"] == "scheduled"
+    after_first = stored(task.id)
+    assert after_first.status == "scheduled"
+    assert after_first.attempts == 1
+    assert after_first.error == "HTTP 500"
+    # A new one-time schedule for the retry, in the same shape as the first.
+    assert after_first.schedule_name == f"{task.id}-2" != first_schedule
+    retry_schedule = schedule_of(settings, after_first)
+    assert json.loads(retry_schedule["Target"]["Input"])["task_id"] == task.id
+    assert retry_schedule["ActionAfterCompletion"] == "DELETE"
+
+    assert run_task({"task_id": task.id})["result"] == "scheduled"
+    assert run_task({"task_id": task.id})["result"] == "failed"
+    # No attempts left: a further delivery runs nothing.
+    assert run_task({"task_id": task.id})["result"] == "skipped"
+
+    failed = stored(task.id)
+    assert failed.status == "failed"
+    assert failed.attempts == 3
+    assert failed.error == "HTTP 500"
+    assert [a.outcome for a in failed.attempt_history] == ["retry", "retry", "failure"]
+    assert [a.number for a in failed.attempt_history] == [1, 2, 3]
+    assert [a.http_status for a in failed.attempt_history] == [500, 500, 500]
+    assert all(a.response_excerpt == "down" for a in failed.attempt_history)
+    assert len(receiver.log) == 3
+    # The same webhook-id on every attempt, so the receiver can deduplicate.
+    assert {request.headers["webhook-id"] for request, _ in receiver.log} == {task.id}
+    assert schedule_names(settings) == {first_schedule, f"{task.id}-2", f"{task.id}-3"}
+
+
+def test_it_completes_when_a_retry_succeeds(aws, receiver, no_backoff):
+    receiver.expect_ordered_request("/hook").respond_with_data("busy", status=503)
+    receiver.expect_ordered_request("/hook").respond_with_data("ok", status=200)
+    task = due_task(receiver.url_for("/hook"))
+    assert run_task({"task_id": task.id})["result"] == "scheduled"
+    assert run_task({"task_id": task.id})["result"] == "completed"
+    done = stored(task.id)
+    assert done.status == "completed"
+    assert done.error is None
+    assert [a.outcome for a in done.attempt_history] == ["retry", "success"]
+    receiver.check_assertions()
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_it_treats_429_and_5xx_as_retryable(aws, receiver, no_backoff, status):
+    receiver.expect_request("/hook").respond_with_data("no", status=status)
+    task = due_task(receiver.url_for("/hook"), max_attempts=2)
+    assert run_task({"task_id": task.id})["result"] == "scheduled"
+    assert stored(task.id).attempt_history[0].outcome == "retry"
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 410, 422])
+def test_it_fails_at_once_on_other_4xx(aws, receiver, settings, status):
+    receiver.expect_request("/hook").respond_with_data("nope", status=status)
+    task = due_task(receiver.url_for("/hook"), max_attempts=5)
+
+    assert run_task({"task_id": task.id})["result"] == "failed"
+
+    failed = stored(task.id)
+    assert failed.status == "failed"
+    assert failed.attempts == 1
+    assert failed.error == f"HTTP {status}"
+    assert failed.attempt_history[0].outcome == "failure"
+    assert failed.attempt_history[0].http_status == status
+    assert len(receiver.log) == 1
+    assert schedule_names(settings) == {task.schedule_name}
+
+
+def test_it_waits_with_exponential_backoff_between_attempts(aws, receiver, settings):
+    settings.TASK_RETRY_BASE_SECONDS = 100
+    receiver.expect_request("/hook").respond_with_data("down", status=500)
+    task = due_task(receiver.url_for("/hook"))
+
+    before = datetime.now(UTC)
+    run_task({"task_id": task.id})
+    after = datetime.now(UTC)
+    retry = stored(task.id)
+    # First retry: the base delay with jitter, between half of it and all of it.
+    assert before + timedelta(seconds=50) <= retry.due_at <= after + timedelta(seconds=100)
+    expected = scheduler.at_expression(retry.due_at)
+    assert schedule_of(settings, retry)["ScheduleExpression"] == expected
+    # The retry is not due yet: an early delivery (a duplicate of the first
+    # schedule) runs nothing.
+    assert run_task({"task_id": task.id})["result"] == "skipped"
+    assert len(receiver.log) == 1
+    assert stored(task.id).attempts == 1
+
+
+def test_its_backoff_doubles_each_attempt_with_jitter_up_to_the_cap(settings):
+    settings.TASK_RETRY_BASE_SECONDS = 10
+    settings.TASK_RETRY_MAX_SECONDS = 50
+    for attempt, (low, high) in {
+        1: (5, 10),
+        2: (10, 20),
+        3: (20, 40),
+        4: (25, 50),
+        9: (25, 50),
+    }.items():
+        delays = [services.retry_delay(attempt, None) for _ in range(200)]
+        assert all(low <= d <= high for d in delays), (attempt, min(delays), max(delays))
+        assert len(set(delays)) > 100  # jitter: not one fixed delay
+    assert services.retry_delay(1, retry_after=30) == 30
+    assert services.retry_delay(1, retry_after=10**9) == services.RETRY_AFTER_LIMIT_SECONDS
+
+
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+def test_it_honours_retry_after(aws, receiver, no_backoff, form):
+    wait = 600
+    value = (
+        str(wait)
+        if form == "seconds"
+        else format_datetime(datetime.now(UTC) + timedelta(seconds=wait), usegmt=True)
+    )
+    receiver.expect_request("/hook").respond_with_data(
+        "slow down", status=429, headers={"Retry-After": value}
+    )
+    task = due_task(receiver.url_for("/hook"))
+    before = datetime.now(UTC)
+    run_task({"task_id": task.id})
+    retry = stored(task.id)
+    assert retry.status == "scheduled"
+    assert retry.due_at >= before + timedelta(seconds=wait - 5)
+    assert retry.due_at <= datetime.now(UTC) + timedelta(seconds=wait + 1)
+
+
+def test_it_retries_a_timeout_and_records_it(aws, receiver, settings, no_backoff):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
+    release = threading.Event()
+
+    def slow(request):
+        release.wait(10)
+        return Response("late")
+
+    receiver.expect_request("/slow").respond_with_handler(slow)
+    task = due_task(receiver.url_for("/slow"), max_attempts=1)
+    try:
+        result = run_task({"task_id": task.id})
+    finally:
+        release.set()
+    assert result["result"] == "failed"
+    failed = stored(task.id)
+    assert failed.error == "timed out after 0.5 s"
+    attempt = failed.attempt_history[0]
+    assert attempt.http_status is None
+    assert attempt.outcome == "failure"
+    assert attempt.duration_ms < 9000
+
+
+def test_it_retries_a_timeout_while_attempts_are_left(aws, receiver, settings, no_backoff):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
+    release = threading.Event()
+
+    def slow(request):
+        release.wait(10)
+        return Response("late")
+
+    receiver.expect_request("/slow").respond_with_handler(slow)
+    task = due_task(receiver.url_for("/slow"), max_attempts=2)
+    try:
+        assert run_task({"task_id": task.id})["result"] == "scheduled"
+    finally:
+        release.set()
+    assert stored(task.id).attempt_history[0].outcome == "retry"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again on leaving: nothing listens
+
+
+def test_it_retries_a_refused_connection_as_a_connection_error(aws, settings, no_backoff):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    task = due_task(f"http://127.0.0.1:{closed_port()}/hook", max_attempts=2)
+    assert run_task({"task_id": task.id})["result"] == "scheduled"
+    retry = stored(task.id)
+    assert retry.error.startswith("connection failed: failed to connect to 127.0.0.1")
+    assert "Connection refused" in retry.error
+    assert retry.attempt_history[0].outcome == "retry"
+
+
+def test_it_does_not_follow_a_redirect(aws, receiver):
+    receiver.expect_request("/hook").respond_with_data(
+        "", status=302, headers={"Location": receiver.url_for("/elsewhere")}
+    )
+    receiver.expect_request("/elsewhere").respond_with_data("should not be reached")
+    task = due_task(receiver.url_for("/hook"), max_attempts=3)
+
+    assert run_task({"task_id": task.id})["result"] == "failed"
+
+    assert [request.path for request, _ in receiver.log] == ["/hook"]
+    failed = stored(task.id)
+    assert failed.attempts == 1
+    assert failed.attempt_history[0].http_status == 302
+    assert "redirect" in failed.error
+    assert "not followed" in failed.error
+
+
+# --- deliveries that must change nothing -------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["running", "completed", "failed", "cancelled"])
+def test_it_ignores_a_delivery_for_a_task_that_is_not_scheduled(aws, receiver, status):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    task = due_task(receiver.url_for("/hook"))
+    Task(id=task.id).update(actions=[Task.status.set(status)])
+    before = stored(task.id).attribute_values
+
+    assert run_task({"task_id": task.id}) == {"taskId": task.id, "result": "skipped"}
+
+    assert receiver.log == []
+    assert stored(task.id).attribute_values == before
+
+
+def test_it_ignores_a_delivery_before_the_task_is_due(aws, receiver):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    task, _ = services.task_create(
+        action="webhook",
+        payload={"url": receiver.url_for("/hook")},
+        run_at=datetime.now(UTC) + timedelta(minutes=5),
+    )
+    assert run_task({"task_id": task.id})["result"] == "skipped"
+    assert receiver.log == []
+    assert stored(task.id).status == "scheduled"
+    assert stored(task.id).attempts == 0
+
+
+def test_it_runs_a_task_up_to_five_seconds_early_for_clock_skew(aws, receiver):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    task, _ = services.task_create(
+        action="webhook",
+        payload={"url": receiver.url_for("/hook")},
+        run_at=datetime.now(UTC) + timedelta(seconds=3),
+    )
+    assert run_task({"task_id": task.id})["result"] == "completed"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"task_id": "0123456789abcdef0123456789abcdef"},
+        {"task_id": ""},
+        {"task_id": 42},
+        {},
+        None,
+        "a string",
+    ],
+)
+def test_it_ignores_an_event_for_no_known_task(aws, event):
+    result = run_task(event, None)
+    assert result["result"] in ("skipped", "ignored")
+    assert list(Task.scan()) == []
+
+
+def test_it_refuses_to_run_unsigned(aws, receiver, settings):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    task = due_task(receiver.url_for("/hook"))
+    settings.WEBHOOK_SIGNING_SECRET = ""
+    # The invocation fails (EventBridge retries it, then the dead-letter
+    # queue) and the task is left untouched for a later try.
+    with pytest.raises(ExecutorError, match="WEBHOOK_SIGNING_SECRET"):
+        run_task({"task_id": task.id})
+    assert receiver.log == []
+    assert stored(task.id).status == "scheduled"
+    assert stored(task.id).attempts == 0
+
+
+# --- the unexpected ---------------------------------------------------------------------
+
+
+def test_it_fails_a_task_whose_action_raises_instead_of_leaving_it_running(
+    aws, receiver, monkeypatch
+):
+    def broken(self, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(webhook_action.WebhookAction, "run", broken)
+    task = due_task(receiver.url_for("/hook"))
+    assert run_task({"task_id": task.id})["result"] == "failed"
+    failed = stored(task.id)
+    assert failed.status == "failed"
+    assert failed.error == "internal error: RuntimeError"
+
+
+def test_it_fails_a_retry_whose_schedule_cannot_be_created(aws, receiver, monkeypatch, no_backoff):
+    receiver.expect_request("/hook").respond_with_data("down", status=500)
+    task = due_task(receiver.url_for("/hook"))
+
+    def unavailable(**kwargs):
+        raise scheduler.SchedulerError("ServiceUnavailable: try later")
+
+    monkeypatch.setattr(scheduler, "schedule_create", unavailable)
+    assert run_task({"task_id": task.id})["result"] == "failed"
+    # Never `scheduled` without a schedule.
+    failed = stored(task.id)
+    assert failed.status == "failed"
+    assert failed.error.startswith("could not create the schedule")
+    assert failed.attempt_history[0].outcome == "retry"
