@@ -165,11 +165,13 @@ def test_it_refuses_an_action_without_its_csrf_token(operator):
     assert stored(task.id).status == "scheduled"
 
 
-def test_it_gives_a_new_session_on_login(client, operator):
+def test_it_gives_a_new_session_and_csrf_token_on_login(client, operator):
     client.get("/login/")
+    csrf_before = client.cookies["csrftoken"].value
     client.cookies["sessionid"] = "planted-by-an-attacker"
     log_in(client)
     assert client.cookies["sessionid"].value != "planted-by-an-attacker"
+    assert client.cookies["csrftoken"].value != csrf_before
     assert client.get("/").status_code == 200
 
 

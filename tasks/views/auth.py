@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import rotate_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -160,8 +161,10 @@ def login_view(request: HttpRequest) -> HttpResponse:
 
 
 def _start_session(request: HttpRequest, operator: Operator) -> None:
-    # A new session key on login: a session fixed before login is worth nothing.
+    # A new session and a new CSRF token on login, as django.contrib.auth does:
+    # a session or token planted before login is worth nothing after it.
     request.session.cycle_key()
+    rotate_token(request)
     request.session[SESSION_OPERATOR] = operator.username
     request.session[SESSION_AUTH_HASH] = _auth_hash(operator)
     request.session.set_expiry(settings.SESSION_COOKIE_AGE)
