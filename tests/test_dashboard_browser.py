@@ -246,3 +246,44 @@ def test_it_creates_an_api_key_that_the_api_accepts(page, stack):
     page.goto(stack.url + "keys/")
     expect(page.locator("#new-key")).to_have_count(0)  # shown once only
     expect(page.locator("tr", has_text="browser test")).to_contain_text(key[:10])
+
+
+def test_it_retries_a_failed_task(page, stack, httpserver):
+    answers = iter([("down", 500), ("back", 200)])
+
+    def receiver(request):
+        from werkzeug import Response
+
+        body, status = next(answers)
+        return Response(body, status=status)
+
+    httpserver.expect_request("/hooks/flaky").respond_with_handler(receiver)
+    run_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    status, task = stack.api(
+        "POST",
+        "/api/tasks",
+        {
+            "action": "webhook",
+            "payload": {"url": httpserver.url_for("/hooks/flaky")},
+            "runAt": run_at,
+            "maxAttempts": 1,
+        },
+    )
+    assert status == 201, task
+    log_in(page, stack)
+    page.goto(stack.url + f"tasks/{task['id']}/")
+    expect(page.locator(".detail-head [data-status]")).to_have_attribute(
+        "data-status", "failed", timeout=LIVE_TIMEOUT_MS
+    )
+    expect(page.locator(".callout")).to_contain_text("HTTP 500")
+
+    page.get_by_role("button", name="Retry").click()
+    expect(page.locator(".flash")).to_contain_text("fresh round of attempts")
+    expect(page.locator(".detail-head [data-status]")).to_have_attribute(
+        "data-status", "completed", timeout=LIVE_TIMEOUT_MS
+    )
+    rows = page.locator(".attempts-table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0).locator("td[data-label=HTTP]")).to_have_text("200")  # newest first
+    expect(rows.nth(1).locator("td[data-label=HTTP]")).to_have_text("500")
+    assert len(httpserver.log) == 2
