@@ -31,6 +31,9 @@ def percentile(values: list[float], p: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=200, help="tasks due in the same second")
+    parser.add_argument(
+        "--processes", type=int, default=None, help="runlocal's executor worker processes"
+    )
     args = parser.parse_args()
     n = args.n
 
@@ -38,7 +41,11 @@ def main() -> int:
     url = receiver.start()
     with tempfile.TemporaryDirectory() as tmp:
         call_log = Path(tmp) / "calls.log"
-        stack = start_local(Path(tmp) / "state", env={"SCHEDULER_LOCAL_CALL_LOG": str(call_log)})
+        stack = start_local(
+            Path(tmp) / "state",
+            env={"SCHEDULER_LOCAL_CALL_LOG": str(call_log)},
+            args=[] if args.processes is None else ["--processes", str(args.processes)],
+        )
         try:
             return run(stack, receiver, url, n, call_log)
         finally:

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import collections
 import heapq
-import importlib
 import json
 import logging
 import queue
 import threading
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from tasks.localmode.invokers import ThreadInvoker, invoke_command
 
 logger = logging.getLogger("localmode.firer")
 
@@ -39,18 +38,6 @@ class Due:
     retries: int = field(compare=False)
 
 
-class LambdaContext:
-    """The parts of Lambda's context object that handlers commonly read."""
-
-    def __init__(self, function_name: str, timeout: float) -> None:
-        self.function_name = function_name
-        self.aws_request_id = str(uuid.uuid4())
-        self._deadline = time.monotonic() + timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 def parse_at(expression: str, timezone: str | None) -> float:
     """`at(yyyy-mm-ddThh:mm:ss)` -> epoch seconds."""
     if not (expression.startswith("at(") and expression.endswith(")")):
@@ -63,24 +50,17 @@ def parse_at(expression: str, timezone: str | None) -> float:
     return when.replace(tzinfo=UTC).timestamp()
 
 
-def invoke_command(event: dict, context: Any) -> Any:
-    """Route an event the way Zappa's handler routes a `command` event."""
-    module_name, _, function_name = event["command"].rpartition(".")
-    function = getattr(importlib.import_module(module_name), function_name)
-    return function(event, context)
-
-
 class Firer:
     def __init__(
         self,
         *,
         client: Any,
         group: str,
-        workers: int = 64,
+        invoker: Any = None,
         poll_interval: float = 0.25,
         invoke: Any = invoke_command,
         timeout: float = 60.0,
-        lead_base: float = 0.05,
+        lead_base: float = 0.25,
         lead_per_task: float = 0.015,
     ) -> None:
         self.client = client
@@ -99,7 +79,7 @@ class Firer:
         from tasks.services import CLAIM_EARLY_SECONDS
 
         self.max_lead = CLAIM_EARLY_SECONDS - 1.0
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invoke")
+        self.invoker = invoker or ThreadInvoker(invoke, workers=64, timeout=timeout)
         self.heap: list[Due] = []
         self.known: set[str] = set()
         self.fired: set[str] = set()
@@ -116,7 +96,7 @@ class Firer:
         self.stop_event.set()
         if self.thread.is_alive():
             self.thread.join(timeout=5)
-        self.pool.shutdown(wait=wait, cancel_futures=False)
+        self.invoker.stop()
         if self.deleter.is_alive():
             self.deletions.put((0.0, None))
             self.deleter.join(timeout=10)
@@ -204,25 +184,17 @@ class Firer:
             if due.name not in self.known:
                 continue
             self.fired.add(due.name)
-            self.pool.submit(self._run, due)
+            logger.debug("firing %s (due %.3f, %.3f s ahead)", due.name, due.at, due.at - now)
+            self.invoker.submit(due.name, due.event, due.retries, self._completed(due))
 
-    def _run(self, due: Due) -> None:
-        for attempt in range(due.retries + 1):
-            context = LambdaContext(f"local-executor:{due.name}", self.timeout)
-            try:
-                self.invoke(dict(due.event), context)
-                break
-            except Exception:
-                logger.exception("invocation of schedule %s failed (try %s)", due.name, attempt + 1)
-                time.sleep(min(2**attempt, 10))
-        else:
-            logger.error(
-                "schedule %s: retries exhausted (on AWS: to the dead-letter queue)", due.name
-            )
-        if due.delete_after:
-            # EventBridge deletes a completed one-time schedule in its own
-            # time; done here a moment later, off the busy instant.
-            self.deletions.put((time.time() + DELETE_DELAY_SECONDS, due.name))
+    def _completed(self, due: Due):
+        def done(name: str) -> None:
+            if due.delete_after:
+                # EventBridge deletes a completed one-time schedule in its own
+                # time; done here a moment later, off the busy instant.
+                self.deletions.put((time.time() + DELETE_DELAY_SECONDS, name))
+
+        return done
 
     def _delete_fired(self) -> None:
         while True:

@@ -53,7 +53,10 @@ class LocalStack:
 
 
 def start_local(
-    data_dir: Path, env: dict[str, str] | None = None, port: int | None = None
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    args: list[str] | None = None,
 ) -> LocalStack:
     """Start the local mode with its state in data_dir; returns once the three
     ready lines are printed."""
@@ -67,7 +70,16 @@ def start_local(
     environment.pop("AWS_ENDPOINT_URL", None)
     port = port or free_port()
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "runlocal", "--port", str(port), "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            "manage.py",
+            "runlocal",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            *(args or []),
+        ],
         cwd=ROOT,
         env=environment,
         stdout=subprocess.PIPE,

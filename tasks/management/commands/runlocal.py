@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+import boto3
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -31,16 +32,20 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--data-dir", type=Path, default=Path(".local"))
-        parser.add_argument("--workers", type=int, default=256, help="executor worker pool size")
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=os.cpu_count() or 2,
+            help="executor worker processes (0: threads in this process)",
+        )
+        parser.add_argument("--threads", type=int, default=128, help="threads per worker process")
 
-    def handle(self, *args, host: str, port: int, data_dir: Path, workers: int, **options) -> None:
+    def handle(
+        self, *args, host: str, port: int, data_dir: Path, processes: int, threads: int, **options
+    ) -> None:
         if not settings.LOCAL_MODE:
             raise CommandError("runlocal needs SCHEDULER_LOCAL_MODE=true (make run sets it)")
         data_dir.mkdir(parents=True, exist_ok=True)
-        # Many executor threads share this process (on AWS each invocation
-        # has its own): switch between them often, so a thread that is
-        # recording an outcome does not hold up one that is due to send.
-        sys.setswitchinterval(0.0005)
         # whitenoise warns about a missing STATIC_ROOT; the local mode serves
         # static files from the apps (WHITENOISE_USE_FINDERS).
         Path(settings.STATIC_ROOT).mkdir(exist_ok=True)
@@ -53,8 +58,12 @@ class Command(BaseCommand):
             from tasks.localmode.bootstrap import bootstrap
 
             creds = bootstrap(data_dir)
-            firer = self._start_firer(workers)
+            # Its own client, made before the call counter is attached: its
+            # calls (reading and deleting fired schedules) are ones EventBridge
+            # makes itself on AWS.
+            firer_client = boto3.client("scheduler", region_name=settings.AWS_REGION)
             self._count_calls()
+            firer = self._start_firer(firer_client, processes, threads)
             server = self._start_web(host, port)
             self.stdout.write(f"Dashboard: http://{host}:{server.server_port}/")
             self.stdout.write(f"Login: {creds['username']} {creds['password']}")
@@ -102,15 +111,15 @@ class Command(BaseCommand):
         self.stderr.write(line.strip())
         return process
 
-    def _start_firer(self, workers: int):
-        import boto3
-
+    def _start_firer(self, client, processes: int, threads: int):
         from tasks.localmode.firer import Firer
+        from tasks.localmode.invokers import ProcessInvoker, ThreadInvoker, invoke_command
 
-        # Its own client: its calls (reading and deleting fired schedules) are
-        # ones EventBridge makes itself on AWS, so they are not counted.
-        client = boto3.client("scheduler", region_name=settings.AWS_REGION)
-        firer = Firer(client=client, group=settings.SCHEDULE_GROUP, workers=workers)
+        if processes > 0:
+            invoker = ProcessInvoker(processes, threads, timeout=60.0)
+        else:  # in this process, on threads
+            invoker = ThreadInvoker(invoke_command, workers=threads, timeout=60.0)
+        firer = Firer(client=client, group=settings.SCHEDULE_GROUP, invoker=invoker)
         firer.start()
         return firer
 
