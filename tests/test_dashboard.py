@@ -15,6 +15,7 @@ from werkzeug.test import Client as WerkzeugClient
 from tasks import access, scheduler, services
 from tasks.executor import run_task
 from tasks.models import ApiKey, Operator, Task
+from tasks.templatetags.dashboard import relative
 from tasks.views import tasks as task_views
 
 PASSWORD = "correct horse battery"
@@ -630,3 +631,21 @@ def test_it_keeps_a_message_for_the_page_when_a_poll_comes_first(dash):
     dash.post(f"/tasks/{task.id}/cancel/")
     dash.get(f"/tasks/{task.id}/", headers={"HX-Request": "true"})
     assert b"Task cancelled." in dash.get(f"/tasks/{task.id}/").content
+
+
+@pytest.mark.parametrize(
+    ("offset", "shown"),
+    [
+        (0, "now"),
+        (30, "in a few seconds"),
+        (-30, "seconds ago"),
+        (5 * 60, "in 5 min"),
+        (-89 * 60, "89 min ago"),
+        (3 * 3600, "in 3 h"),
+        (-35 * 3600, "35 h ago"),
+        (3 * 86400, "in 3 d"),
+    ],
+)
+def test_it_says_how_far_away_a_time_is(offset, shown):
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert relative(now + timedelta(seconds=offset), now) == shown
