@@ -83,13 +83,13 @@ USE_TZ = True
 
 STATIC_URL = env_str("DJANGO_STATIC_URL", "static/")
 STATIC_ROOT = BASE_DIR / "staticfiles"
-# The manifest (hashed names, for long caching) is written by collectstatic,
-# which packaging runs; the local mode serves from the apps (finders) instead.
 STORAGES = {
     "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if (DEBUG or LOCAL_MODE)
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage",
+        # Hashed names need `collectstatic` (the Lambda package runs it); the
+        # local mode and DEBUG serve straight from the apps.
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not (DEBUG or LOCAL_MODE)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage",
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG or LOCAL_MODE
