@@ -85,9 +85,11 @@ STATIC_URL = env_str("DJANGO_STATIC_URL", "static/")
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "staticfiles": {
-        # Subclasses that keep the stage prefix (SCRIPT_NAME) in static URLs.
+        # Hashed names need `collectstatic` (the Lambda package runs it); the
+        # local mode and DEBUG serve straight from the apps. Both storages keep
+        # the stage prefix (SCRIPT_NAME) in static URLs (scheduler_site/storage.py).
         "BACKEND": "scheduler_site.storage.ManifestStorage"
-        if not DEBUG
+        if not (DEBUG or LOCAL_MODE)
         else "scheduler_site.storage.PlainStorage",
     },
 }

@@ -38,13 +38,27 @@ def _run(event: Any) -> dict:
     if not isinstance(task_id, str) or not task_id:
         logger.error("executor event without a task_id: ignored")
         return {"taskId": None, "result": "ignored"}
-    if not settings.WEBHOOK_SIGNING_SECRET:
+    problem = _signing_secret_problem()
+    if problem:
         # Fail the invocation (EventBridge retries, then the DLQ) rather than
-        # claim the task and send it unsigned.
-        raise ExecutorError("WEBHOOK_SIGNING_SECRET is not set")
+        # claim the task and send it unsigned, or fail it for good over a
+        # configuration mistake.
+        raise ExecutorError(problem)
     task = services.task_claim(task_id=task_id)
     if task is None:
         logger.info("task %s: not due or not scheduled; delivery ignored", task_id)
         return {"taskId": task_id, "result": "skipped"}
     task = services.task_execute(task)
     return {"taskId": task_id, "result": task.status}
+
+
+def _signing_secret_problem() -> str | None:
+    from standardwebhooks import Webhook
+
+    if not settings.WEBHOOK_SIGNING_SECRET:
+        return "WEBHOOK_SIGNING_SECRET is not set"
+    try:
+        Webhook(settings.WEBHOOK_SIGNING_SECRET)
+    except Exception:  # the library raises several types for a bad secret
+        return "WEBHOOK_SIGNING_SECRET is not a valid secret (whsec_ and base64)"
+    return None

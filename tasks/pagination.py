@@ -40,7 +40,7 @@ def decode_cursor(cursor: str, index_name: str, hash_value: str) -> dict:
             isinstance(v, dict)
             and list(v) == ["S"]
             and isinstance(v["S"], str)
-            and len(v["S"]) < 300
+            and 0 < len(v["S"]) < 300  # DynamoDB refuses empty key values
             for v in key.values()
         )
     )

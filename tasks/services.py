@@ -161,8 +161,7 @@ def task_create(
                 ]
             )
         fingerprint = _fingerprint(action, payload, run_at, max_attempts)
-        scope = f"{created_by or ''}\n{idempotency_key}"
-        task_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, scope).hex
+        task_id = idempotent_task_id(created_by=created_by, idempotency_key=idempotency_key)
     else:
         task_id = uuid.uuid4().hex
 
@@ -197,6 +196,11 @@ def task_create(
         return existing, False
     _schedule_or_fail(task)
     return task, True
+
+
+def idempotent_task_id(*, created_by: str | None, idempotency_key: str) -> str:
+    """The id of the task created with this Idempotency-Key (keys are per caller)."""
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{created_by or ''}\n{idempotency_key}").hex
 
 
 def _schedule_or_fail(task: Task) -> None:

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
@@ -84,3 +89,48 @@ def receiver(httpserver, settings):
     allows loopback only when private networks are allowed (local development)."""
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
     return httpserver
+
+
+@pytest.fixture(scope="session")
+def aws_server():
+    """The local AWS endpoint (tasks/localmode/awsserver.py) as a subprocess on
+    127.0.0.1: moto's server handling one request at a time, so that each
+    DynamoDB operation is atomic as on AWS (moto alone is not)."""
+    from tasks.localmode.process import free_port
+
+    port = free_port()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tasks.localmode.awsserver", "--port", str(port)],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    first_line = process.stdout.readline()
+    if not first_line.startswith("local AWS on"):
+        process.kill()
+        raise RuntimeError(f"the local AWS endpoint did not start: {first_line}")
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture
+def atomic_aws(aws_server, settings, monkeypatch):
+    """Like `aws`, but against the local AWS endpoint over HTTP: for tests
+    that race conditional writes."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_server)
+    _reset_connections()
+    for model in MODELS:
+        if model.exists():
+            model.delete_table()
+        model.create_table(wait=True)
+    client = scheduler.client()
+    for group in client.list_schedule_groups()["ScheduleGroups"]:
+        if group["Name"] == settings.SCHEDULE_GROUP:
+            client.delete_schedule_group(Name=group["Name"])
+    client.create_schedule_group(Name=settings.SCHEDULE_GROUP)
+    yield aws_server
+    _reset_connections()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -389,6 +390,30 @@ def test_it_refuses_a_malformed_cursor(api, cursor):
     response = api.get("/api/tasks", cursor=cursor)
     assert response.status_code == 400
     assert response.json()["detail"]
+
+
+def _cursor(index: str, key: dict) -> str:
+    raw = json.dumps({"i": index, "k": key}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        # DynamoDB answers a ValidationException (a 500) for an empty key value.
+        {"id": {"S": ""}, "listing": {"S": "task"}, "created_at": {"S": ""}},
+        {"id": {"N": "1"}, "listing": {"S": "task"}, "created_at": {"S": "x"}},
+        {"id": {"S": "x"}, "listing": {"S": "task"}},
+        {"id": {"S": "x" * 400}, "listing": {"S": "task"}, "created_at": {"S": "x"}},
+        ["not", "a", "key"],
+    ],
+    ids=["empty values", "wrong type", "missing attribute", "too long", "not an object"],
+)
+def test_it_refuses_a_forged_cursor(api, key):
+    _create(api, 1)
+    response = api.get("/api/tasks", cursor=_cursor("listing-created_at-index", key))
+    assert response.status_code == 400
+    assert response.json() == {"detail": "invalid cursor"}
 
 
 def test_it_refuses_a_cursor_from_another_listing(api):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -350,14 +352,18 @@ def test_it_ignores_a_delivery_before_the_task_is_due(aws, receiver):
     assert stored(task.id).attempts == 0
 
 
-def test_it_runs_a_task_up_to_five_seconds_early_for_clock_skew(aws, receiver):
+def test_it_claims_a_task_a_little_early_but_delivers_it_when_due(aws, receiver):
+    # EventBridge and the executor's clocks may differ by a little: a delivery
+    # up to 5 s early is taken, and the webhook waits for its time.
     receiver.expect_request("/hook").respond_with_data("ok")
+    run_at = datetime.now(UTC) + timedelta(seconds=2)
     task, _ = services.task_create(
-        action="webhook",
-        payload={"url": receiver.url_for("/hook")},
-        run_at=datetime.now(UTC) + timedelta(seconds=3),
+        action="webhook", payload={"url": receiver.url_for("/hook")}, run_at=run_at
     )
     assert run_task({"task_id": task.id})["result"] == "completed"
+    started = stored(task.id).attempt_history[0].started_at
+    assert started >= run_at
+    assert len(receiver.log) == 1
 
 
 @pytest.mark.parametrize(
@@ -377,13 +383,23 @@ def test_it_ignores_an_event_for_no_known_task(aws, event):
     assert list(Task.scan()) == []
 
 
-def test_it_refuses_to_run_unsigned(aws, receiver, settings):
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("", "WEBHOOK_SIGNING_SECRET is not set"),
+        ("whsec_", "WEBHOOK_SIGNING_SECRET is not a valid secret"),
+        ("not-base64!!", "WEBHOOK_SIGNING_SECRET is not a valid secret"),
+    ],
+)
+def test_it_refuses_to_run_without_a_usable_signing_secret(
+    aws, receiver, settings, secret, message
+):
     receiver.expect_request("/hook").respond_with_data("ok")
     task = due_task(receiver.url_for("/hook"))
-    settings.WEBHOOK_SIGNING_SECRET = ""
+    settings.WEBHOOK_SIGNING_SECRET = secret
     # The invocation fails (EventBridge retries it, then the dead-letter
     # queue) and the task is left untouched for a later try.
-    with pytest.raises(ExecutorError, match="WEBHOOK_SIGNING_SECRET"):
+    with pytest.raises(ExecutorError, match=f"^{message}"):
         run_task({"task_id": task.id})
     assert receiver.log == []
     assert stored(task.id).status == "scheduled"
@@ -421,3 +437,180 @@ def test_it_fails_a_retry_whose_schedule_cannot_be_created(aws, receiver, monkey
     assert failed.status == "failed"
     assert failed.error.startswith("could not create the schedule")
     assert failed.attempt_history[0].outcome == "retry"
+
+
+# --- races, against the atomic local AWS endpoint -----------------------------------------
+
+
+def test_it_calls_the_webhook_once_when_a_task_is_delivered_20_times_at_once(atomic_aws, receiver):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    task = due_task(receiver.url_for("/hook"))
+    deliveries = 20
+    start = threading.Barrier(deliveries)
+    results: list[str] = []
+
+    def deliver() -> None:
+        start.wait()
+        results.append(
+            run_task({"command": "tasks.executor.run_task", "task_id": task.id})["result"]
+        )
+
+    threads = [threading.Thread(target=deliver) for _ in range(deliveries)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(results) == ["completed"] + ["skipped"] * (deliveries - 1)
+    assert len(receiver.log) == 1
+    done = stored(task.id)
+    assert done.status == "completed"
+    assert done.attempts == 1
+    assert len(done.attempt_history) == 1
+
+
+def race_cancel_and_run(task_id: str) -> dict[str, str]:
+    """Start a delivery and a cancel of one task at the same instant."""
+    start = threading.Barrier(2)
+    results: dict[str, str] = {}
+
+    def run() -> None:
+        start.wait()
+        results["run"] = run_task({"task_id": task_id})["result"]
+
+    def cancel() -> None:
+        start.wait()
+        try:
+            results["cancel"] = services.task_cancel(task_id=task_id).status
+        except services.TaskConflict as exc:
+            results["cancel"] = exc.message
+
+    threads = [threading.Thread(target=run), threading.Thread(target=cancel)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_it_leaves_one_consistent_outcome_when_cancel_races_a_run(atomic_aws, receiver):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    for _round in range(8):
+        task = due_task(receiver.url_for("/hook"))
+        results = race_cancel_and_run(task.id)
+
+        final = stored(task.id)
+        calls = [r for r, _ in receiver.log if r.headers["webhook-id"] == task.id]
+        if results["cancel"] == "cancelled":
+            # The cancel won: nothing ran, nothing was called.
+            assert results["run"] == "skipped"
+            assert (final.status, final.attempts, calls) == ("cancelled", 0, [])
+        else:
+            # The run won: the webhook was called once; the cancel was refused.
+            assert results["run"] == "completed"
+            assert results["cancel"] in (
+                "task is running and can no longer be cancelled",
+                "task is completed and can no longer be cancelled",
+            )
+            assert (final.status, final.attempts, len(calls)) == ("completed", 1, 1)
+
+
+class DripServer:
+    """A receiver on 127.0.0.1 that answers 200 at once, then sends its body
+    one byte at a time: a slow body must not hold the executor past its
+    timeout."""
+
+    def __init__(self, interval: float = 0.2, length: int = 1000, headers: bool = False) -> None:
+        self.interval, self.length, self.drip_headers = interval, length, headers
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+
+    def serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.recv(65536)
+            if self.drip_headers:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            else:
+                conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {self.length}\r\n\r\n".encode())
+            for _ in range(self.length):
+                if self.stop.wait(self.interval):
+                    return
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+def test_it_stops_reading_a_slow_response_body_at_the_timeout(aws, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1
+    server = DripServer()
+    try:
+        task = due_task(server.url)
+        started = time.monotonic()
+        result = run_task({"task_id": task.id})
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    # The whole body would take 200 s. The answer was a 200: delivered.
+    assert elapsed < 30
+    assert result["result"] == "completed"
+    attempt = stored(task.id).attempt_history[0]
+    assert attempt.http_status == 200
+    assert attempt.response_excerpt and set(attempt.response_excerpt) == {"x"}
+
+
+def test_it_stops_waiting_for_slow_response_headers_at_the_timeout(aws, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1
+    server = DripServer(headers=True)
+    try:
+        task = due_task(server.url, max_attempts=1)
+        started = time.monotonic()
+        result = run_task({"task_id": task.id})
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    # The headers would take 200 s: a timeout, like a server that never answers.
+    assert elapsed < 30
+    assert result["result"] == "failed"
+    assert stored(task.id).error == "timed out after 1 s"
+
+
+def test_it_logs_no_secrets(api, api_key, receiver, settings, caplog, no_backoff):
+    caplog.set_level(logging.INFO)
+    receiver.expect_ordered_request("/hook").respond_with_data("down", status=500)
+    receiver.expect_ordered_request("/hook").respond_with_data("ok")
+    body = {
+        "action": "webhook",
+        "payload": {
+            "url": receiver.url_for("/hook"),
+            "data": {"n": 1},
+            "headers": {"Authorization": "Bearer receiver-secret-123"},
+        },
+        "runAt": datetime.now(UTC).isoformat(),
+    }
+    task_id = api.post("/api/tasks", body).json()["id"]
+    assert run_task({"task_id": task_id})["result"] == "scheduled"
+    assert run_task({"task_id": task_id})["result"] == "completed"
+    assert api.get(f"/api/tasks/{task_id}").status_code == 200
+
+    assert caplog.records  # the run was logged ...
+    logged = caplog.text
+    for secret in (api_key, "receiver-secret-123", settings.WEBHOOK_SIGNING_SECRET):
+        assert secret not in logged  # ... without a secret
+    signing_key = settings.WEBHOOK_SIGNING_SECRET.removeprefix("whsec_")
+    assert signing_key not in logged

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -27,6 +27,14 @@ def _info(address: str, port: int) -> tuple:
     if ipaddress.ip_address(address).version == 6:
         return (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0))
     return (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+
+
+@pytest.fixture(autouse=True)
+def fresh_connections():
+    """No idle connection from an earlier test: each test sees its connects."""
+    _pool_manager.cache_clear()
+    yield
+    _pool_manager.cache_clear()
 
 
 class FakeDns:
@@ -296,3 +304,36 @@ def test_its_rules_allow_public_addresses(address):
 def test_its_private_setting_opens_loopback_and_private_only(address, allowed):
     reason = refusal_reason(ipaddress.ip_address(address), allow_private=True)
     assert (reason is None) is allowed
+
+
+def test_it_guards_the_connection_opened_early_for_a_delivery_that_waits(
+    aws, settings, dns, connects
+):
+    # A delivery a little before the task is due opens its connection while it
+    # waits: through the same guard.
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    dns["early.example.test"] = ["10.0.0.1"]
+    task, _ = services.task_create(
+        action="webhook",
+        payload={"url": "http://early.example.test/hook"},
+        run_at=datetime.now(UTC) + timedelta(seconds=2),
+    )
+    assert run_task({"task_id": task.id})["result"] == "failed"
+    assert "private address" in Task.get(task.id).error
+    assert connects == []
+
+
+def test_it_delivers_on_the_connection_opened_early_without_resolving_again(
+    aws, receiver, dns, connects
+):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    dns.answers["early.example.test"] = [["127.0.0.1"], ["169.254.169.254"]]
+    task, _ = services.task_create(
+        action="webhook",
+        payload={"url": f"http://early.example.test:{receiver.port}/hook"},
+        run_at=datetime.now(UTC) + timedelta(seconds=2),
+    )
+    assert run_task({"task_id": task.id})["result"] == "completed"
+    assert dns.lookups.count("early.example.test") == 1
+    assert connects == [("127.0.0.1", receiver.port)]
+    assert len(receiver.log) == 1

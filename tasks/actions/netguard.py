@@ -3,12 +3,17 @@
 The host is resolved once, every resolved address is checked, and the socket
 connects to an address that was checked: a second DNS answer (rebinding) is
 never consulted. TLS still verifies the certificate against the host name.
+The connections also hold the response's headers to the request's timeout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
+from http.client import HTTPException
+from typing import Any
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -77,14 +82,55 @@ def _connect(conn: HTTPConnection, allow_private: bool) -> socket.socket:
     raise NewConnectionError(conn, f"failed to connect to {conn.host}: {last_error}")
 
 
-class GuardedHTTPConnection(HTTPConnection):
+class _ResponseDeadline:
+    """The response's headers must arrive within what is left of the request's
+    timeout (urllib3 sets `timeout` to that before getresponse). A socket
+    timeout bounds each read, but a receiver sending a byte at a time restarts
+    it with every byte; so a timer shuts the socket down at the deadline."""
+
+    sock: socket.socket | None
+    timeout: object
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        sock, timeout = self.sock, self.timeout
+        if sock is None or not isinstance(timeout, int | float):
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            # The plain socket's shutdown, also under TLS: it wakes the reader.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+        timer = threading.Timer(timeout, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            response = super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        except (OSError, HTTPException) as exc:
+            if expired.is_set():
+                # urllib3 reports a socket timeout as a ReadTimeoutError.
+                raise TimeoutError("the response did not arrive in time") from exc
+            raise
+        finally:
+            timer.cancel()
+        if expired.is_set():
+            # Cut off mid-headers, http.client takes the end of the stream for
+            # the end of the headers: what it parsed cannot be trusted.
+            response.close()
+            raise TimeoutError("the response did not arrive in time")
+        return response
+
+
+class GuardedHTTPConnection(_ResponseDeadline, HTTPConnection):
     allow_private = False
 
     def _new_conn(self) -> socket.socket:
         return _connect(self, self.allow_private)
 
 
-class GuardedHTTPSConnection(HTTPSConnection):
+class GuardedHTTPSConnection(_ResponseDeadline, HTTPSConnection):
     allow_private = False
 
     def _new_conn(self) -> socket.socket:

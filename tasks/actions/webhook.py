@@ -120,12 +120,23 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
-def _excerpt(response: Any) -> str | None:
+def _excerpt(response: Any, deadline: float) -> str | None:
+    """The start of the response body, read until `deadline` at the latest:
+    a receiver that sends its body a byte at a time cannot hold the executor
+    (each read waits at most the socket timeout; read(n) would loop until n)."""
+    wanted = EXCERPT_CHARS * 4
+    body = b""
     try:
-        body = response.read(EXCERPT_CHARS * 4, decode_content=True)
-    except Exception:  # a broken body must not hide the status we already have
-        return None
+        while len(body) < wanted and time.monotonic() < deadline:
+            chunk = response.read1(wanted - len(body), decode_content=True)
+            if not chunk:
+                break
+            body += chunk
+    except Exception:  # a broken or stalled body must not hide the status we have
+        pass
     finally:
+        if not response.closed:
+            response.close()  # unread data left: the connection cannot be reused
         response.release_conn()
     text = body.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
     return text or None
@@ -180,6 +191,7 @@ class WebhookAction:
             "webhook-signature": signature,
         }
         manager = _pool_manager(settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+        deadline = time.monotonic() + settings.WEBHOOK_TIMEOUT_SECONDS
         try:
             response = manager.request(
                 spec.method,
@@ -204,7 +216,7 @@ class WebhookAction:
             ) from None
         except urllib3.exceptions.HTTPError as exc:
             raise TransportError(f"connection failed: {_message(exc)}") from None
-        return _judge(response)
+        return _judge(response, deadline)
 
 
 def _message(exc: Exception) -> str:
@@ -213,11 +225,11 @@ def _message(exc: Exception) -> str:
     return _CONN_PREFIX.sub("", str(exc), count=1)
 
 
-def _judge(response: Any) -> Outcome:
+def _judge(response: Any, deadline: float) -> Outcome:
     status = response.status
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     location = response.headers.get("Location")
-    excerpt = _excerpt(response)
+    excerpt = _excerpt(response, deadline)
     if 200 <= status < 300:
         return Outcome(http_status=status, response_excerpt=excerpt)
     if 300 <= status < 400:

@@ -83,6 +83,7 @@ class Firer:
         self.heap: list[Due] = []
         self.known: set[str] = set()
         self.fired: set[str] = set()
+        self.delete_after: dict[str, bool] = {}
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="firer", daemon=True)
         self.deletions: queue.Queue = queue.Queue()
@@ -179,22 +180,23 @@ class Firer:
 
     def _fire_due(self) -> None:
         now = time.time()
+        jobs = []
         while self.heap and self.heap[0].start <= now:
             due = heapq.heappop(self.heap)
             if due.name not in self.known:
                 continue
             self.fired.add(due.name)
+            self.delete_after[due.name] = due.delete_after
             logger.debug("firing %s (due %.3f, %.3f s ahead)", due.name, due.at, due.at - now)
-            self.invoker.submit(due.name, due.event, due.retries, self._completed(due))
+            jobs.append((due.name, due.event, due.retries))
+        if jobs:
+            self.invoker.submit(jobs, self._completed)
 
-    def _completed(self, due: Due):
-        def done(name: str) -> None:
-            if due.delete_after:
-                # EventBridge deletes a completed one-time schedule in its own
-                # time; done here a moment later, off the busy instant.
-                self.deletions.put((time.time() + DELETE_DELAY_SECONDS, name))
-
-        return done
+    def _completed(self, name: str) -> None:
+        if self.delete_after.pop(name, False):
+            # EventBridge deletes a completed one-time schedule in its own
+            # time; done here a moment later, off the busy instant.
+            self.deletions.put((time.time() + DELETE_DELAY_SECONDS, name))
 
     def _delete_fired(self) -> None:
         while True:

@@ -21,7 +21,20 @@ from typing import Any
 logger = logging.getLogger("localmode.invoke")
 
 Done = Callable[[str], None]
+Job = tuple[str, dict, int]  # schedule name, event, retries
 READY = "\0ready"
+
+
+def started_pool(threads: int) -> ThreadPoolExecutor:
+    """A thread pool whose threads all exist already: a crowd of invocations
+    is then handed to idle threads, instead of each one starting a thread
+    while the ones before it compete for the interpreter."""
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="invoke")
+    barrier = threading.Barrier(threads + 1)
+    for _ in range(threads):
+        pool.submit(barrier.wait)
+    barrier.wait()
+    return pool
 
 
 class LambdaContext:
@@ -62,14 +75,15 @@ class ThreadInvoker:
     def __init__(self, invoke: Callable[[dict, Any], Any], workers: int, timeout: float) -> None:
         self.invoke = invoke
         self.timeout = timeout
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invoke")
+        self.pool = started_pool(workers)
 
-    def submit(self, name: str, event: dict, retries: int, done: Done) -> None:
-        def run() -> None:
+    def submit(self, jobs: list[Job], done: Done) -> None:
+        def run(name: str, event: dict, retries: int) -> None:
             invoke_with_retries(self.invoke, name, event, retries, self.timeout)
             done(name)
 
-        self.pool.submit(run)
+        for job in jobs:
+            self.pool.submit(run, *job)
 
     def stop(self) -> None:
         self.pool.shutdown(wait=True)
@@ -99,10 +113,16 @@ class ProcessInvoker:
         self.listener = threading.Thread(target=self._listen, name="invoke-results", daemon=True)
         self.listener.start()
 
-    def submit(self, name: str, event: dict, retries: int, done: Done) -> None:
-        self.callbacks[name] = done
-        self.inboxes[self.turn % len(self.inboxes)].put((name, event, retries))
-        self.turn += 1
+    def submit(self, jobs: list[Job], done: Done) -> None:
+        """Hand out the jobs round-robin, one message per worker."""
+        batches: list[list[Job]] = [[] for _ in self.inboxes]
+        for job in jobs:
+            self.callbacks[job[0]] = done
+            batches[self.turn % len(batches)].append(job)
+            self.turn += 1
+        for inbox, batch in zip(self.inboxes, batches, strict=True):
+            if batch:
+                inbox.put(batch)
 
     def _listen(self) -> None:
         while (name := self.results.get()) is not None:
@@ -138,7 +158,7 @@ def _worker(inbox: Any, results: Any, threads: int, timeout: float) -> None:
         from tasks.localmode.callcount import install
 
         install(os.environ["SCHEDULER_LOCAL_CALL_LOG"])
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="invoke")
+    pool = started_pool(threads)
     import tasks.executor  # noqa: F401 - imported before the first invocation, as Lambda's init
 
     results.put(READY)
@@ -147,6 +167,7 @@ def _worker(inbox: Any, results: Any, threads: int, timeout: float) -> None:
         invoke_with_retries(invoke_command, name, event, retries, timeout)
         results.put(name)
 
-    while (job := inbox.get()) is not None:
-        pool.submit(run, *job)
+    while (batch := inbox.get()) is not None:
+        for job in batch:
+            pool.submit(run, *job)
     pool.shutdown(wait=True)

@@ -1,0 +1,33 @@
+"""Dashboard URLs, mounted at the site root after the API (scheduler_site/urls.py)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from tasks.views import auth, keys, tasks
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", tasks.task_list, name="task_list"),
+    path("login/", auth.login_view, name="login"),
+    path("logout/", auth.logout_view, name="logout"),
+    path("tasks/new/", tasks.task_new, name="task_new"),
+    path("tasks/go/", tasks.task_go, name="task_go"),
+    path("tasks/<str:task_id>/", tasks.task_detail, name="task_detail"),
+    path(
+        "tasks/<str:task_id>/cancel/",
+        tasks.task_action,
+        {"action": "cancel"},
+        name="task_cancel",
+    ),
+    path(
+        "tasks/<str:task_id>/run-now/",
+        tasks.task_action,
+        {"action": "run_now"},
+        name="task_run_now",
+    ),
+    path("tasks/<str:task_id>/retry/", tasks.task_action, {"action": "retry"}, name="task_retry"),
+    path("keys/", keys.key_list, name="keys"),
+    path("keys/<str:key_id>/revoke/", keys.key_revoke, name="key_revoke"),
+]

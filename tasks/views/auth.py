@@ -1,0 +1,204 @@
+"""Dashboard login: a tiny session login for operators (no django.contrib.auth,
+which needs a SQL database), the login_required decorator and the response
+headers every dashboard page gets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache, wraps
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, available_timezones
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import rotate_token
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+from pynamodb.exceptions import DoesNotExist
+
+from tasks import access
+from tasks.forms import LoginForm
+from tasks.models import Operator
+
+SESSION_OPERATOR = "dashboard_operator"
+SESSION_AUTH_HASH = "dashboard_auth_hash"
+SESSION_FLASH = "dashboard_flash"
+TIMEZONE_COOKIE = "tz"
+
+# Same-origin everything and no inline script or style: htmx is configured
+# (base.html) not to inject styles nor to eval.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    ]
+)
+
+View = Callable[..., HttpResponse]
+
+
+def _auth_hash(operator: Operator) -> str:
+    # Bound to the password hash, so a password change ends every session made
+    # with the old password (signed-cookie sessions cannot be revoked otherwise).
+    return salted_hmac(
+        "tasks.dashboard.session", operator.password_hash, algorithm="sha256"
+    ).hexdigest()
+
+
+def current_operator(request: HttpRequest) -> Operator | None:
+    username = request.session.get(SESSION_OPERATOR)
+    if not isinstance(username, str):
+        return None
+    try:
+        operator = Operator.get(username)
+    except DoesNotExist:
+        return None
+    if not constant_time_compare(request.session.get(SESSION_AUTH_HASH, ""), _auth_hash(operator)):
+        return None
+    return operator
+
+
+@cache
+def _timezone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def operator_timezone(request: HttpRequest) -> ZoneInfo:
+    """The browser's timezone (a cookie set by dashboard.js), else UTC."""
+    name = request.COOKIES.get(TIMEZONE_COOKIE, "")
+    return ZoneInfo(name) if name in _timezone_names() else ZoneInfo("UTC")
+
+
+def dashboard_headers(response: HttpResponse) -> HttpResponse:
+    add_never_cache_headers(response)
+    patch_vary_headers(response, ["HX-Request", "Cookie"])
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    return response
+
+
+def login_required(view: View) -> View:
+    """Every dashboard page: an operator session, the operator's timezone,
+    and no caching of what the page shows."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        operator = current_operator(request)
+        if operator is None:
+            return _to_login(request)
+        request.operator = operator
+        with timezone.override(operator_timezone(request)):
+            response = view(request, *args, **kwargs)
+        return dashboard_headers(response)
+
+    return wrapper
+
+
+def _to_login(request: HttpRequest) -> HttpResponse:
+    login_url = reverse("dashboard:login")
+    if request.headers.get("HX-Request"):
+        # A poll from a page whose session ended: load the login page as a
+        # whole page instead of swapping it into a fragment.
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = login_url
+        return response
+    target = request.get_full_path() if request.method == "GET" else ""
+    if target and target != reverse("dashboard:task_list"):
+        login_url += "?" + urlencode({"next": target})
+    return HttpResponseRedirect(login_url)
+
+
+def _safe_next(request: HttpRequest, candidate: str | None) -> str:
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return reverse("dashboard:task_list")
+
+
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    next_url = request.POST.get("next") or request.GET.get("next")
+    if current_operator(request) is not None:
+        return redirect(_safe_next(request, next_url))
+    form = LoginForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            operator = access.operator_authenticate(
+                username=form.cleaned_data["username"], password=form.cleaned_data["password"]
+            )
+        except access.LoginLocked:
+            form.add_error(
+                None,
+                f"Too many failed logins: this account is locked for "
+                f"{access.LOGIN_LOCK_MINUTES} minutes.",
+            )
+            status = 429
+        else:
+            if operator is not None:
+                _start_session(request, operator)
+                return redirect(_safe_next(request, next_url))
+            form.add_error(None, "Wrong username or password.")
+            status = 400
+    elif request.method == "POST":
+        status = 400
+    response = render(
+        request, "tasks/login.html", {"form": form, "next": next_url or ""}, status=status
+    )
+    return dashboard_headers(response)
+
+
+def _start_session(request: HttpRequest, operator: Operator) -> None:
+    # A new session and a new CSRF token on login, as django.contrib.auth does:
+    # a session or token planted before login is worth nothing after it.
+    request.session.cycle_key()
+    rotate_token(request)
+    request.session[SESSION_OPERATOR] = operator.username
+    request.session[SESSION_AUTH_HASH] = _auth_hash(operator)
+    request.session.set_expiry(settings.SESSION_COOKIE_AGE)
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    request.session.flush()
+    return dashboard_headers(redirect("dashboard:login"))
+
+
+def flash(request: HttpRequest, message: str, level: str = "success") -> None:
+    """A one-time message shown on the next page (kept in the session)."""
+    request.session[SESSION_FLASH] = [level, message]
+
+
+def pop_flash(request: HttpRequest) -> dict | None:
+    value = request.session.pop(SESSION_FLASH, None)
+    if not value:
+        return None
+    level, message = value
+    return {"level": level, "message": message}
+
+
+def render_page(
+    request: HttpRequest, template: str, context: dict | None = None, status: int = 200
+) -> HttpResponse:
+    """Render a dashboard page with what every page shows: the operator and a
+    pending one-time message."""
+    # A poll's fragment shows no message, so it must not use one up.
+    polling = request.headers.get("HX-Request") == "true"
+    context = {
+        "operator": getattr(request, "operator", None),
+        "flash": None if polling else pop_flash(request),
+        **(context or {}),
+    }
+    return render(request, template, context, status=status)
