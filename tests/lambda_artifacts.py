@@ -125,9 +125,15 @@ def rest_event(
             "requestTimeEpoch": int(time.time() * 1000),
             "identity": {"sourceIp": "203.0.113.7", "userAgent": "artifact-tests"},
         },
-        "body": None if body is None else json.dumps(body),
+        "body": _body(body),
         "isBase64Encoded": False,
     }
+
+
+def _body(body: Any) -> str | None:
+    if body is None or isinstance(body, str):
+        return body  # None, or already encoded (a form)
+    return json.dumps(body)
 
 
 def http_event(
@@ -140,13 +146,15 @@ def http_event(
 ) -> dict[str, Any]:
     """An API Gateway HTTP API (payload v2) event on the `dev` stage: rawPath
     carries the stage, header names are lower case."""
+    headers = {k.lower(): v for k, v in (headers or {}).items()}
+    cookies = headers.pop("cookie", "")
     headers = {
         "host": API_HOST,
         "x-forwarded-proto": "https",
         "x-forwarded-port": "443",
         "x-forwarded-for": "203.0.113.7",
         "user-agent": "artifact-tests",
-        **{k.lower(): v for k, v in (headers or {}).items()},
+        **headers,
     }
     raw_path = f"/{STAGE}{path}"
     return {
@@ -173,9 +181,20 @@ def http_event(
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
             "timeEpoch": int(time.time() * 1000),
         },
-        "body": None if body is None else json.dumps(body),
+        # HTTP API sends cookies apart from the headers.
+        **({"cookies": cookies.split("; ")} if cookies else {}),
+        "body": _body(body),
         "isBase64Encoded": False,
     }
+
+
+def set_cookies(response: dict[str, Any]) -> dict[str, str]:
+    """name -> value of the cookies a response sets (v2: `cookies`; v1: the
+    multi-value headers, since one header dict keeps one Set-Cookie)."""
+    lines = response.get("cookies") or (response.get("multiValueHeaders") or {}).get(
+        "Set-Cookie", []
+    )
+    return dict(line.split(";", 1)[0].split("=", 1) for line in lines)
 
 
 def response_body(response: dict[str, Any]) -> bytes:

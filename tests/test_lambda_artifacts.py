@@ -17,6 +17,7 @@ import shutil
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import boto3
 import pytest
@@ -25,6 +26,7 @@ from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 
 from tests.lambda_artifacts import (
+    API_HOST,
     SIGNING_SECRET,
     STAGE,
     VENV,
@@ -40,6 +42,7 @@ from tests.lambda_artifacts import (
     response_json,
     rest_event,
     runtime_dir,
+    set_cookies,
     unpack,
 )
 
@@ -246,24 +249,79 @@ def test_it_refuses_the_api_without_a_key(web, kind):
 
 
 @pytest.mark.parametrize("kind", EVENTS)
-def test_it_serves_a_page_whose_links_and_static_files_resolve_under_the_stage(web, packages, kind):
-    event = EVENTS[kind]
-    response = web.invoke(event("GET", "/api/docs"))
+def test_it_serves_the_api_docs_with_links_and_assets_under_the_stage(web, packages, kind):
+    response = web.invoke(EVENTS[kind]("GET", "/api/docs"))
     assert response["statusCode"] == 200
     html = response_body(response).decode()
     assert f'"/{STAGE}/api/openapi.json"' in html  # swagger's settings
-    static_urls = sorted(set(re.findall(rf'(?:src|href)="(/{STAGE}/static/[^"]+)"', html)))
-    assert len(static_urls) >= 2, html
+    # Third-party {% static %} tags too (scheduler_site/storage.py).
+    assert len(assert_static_urls_resolve(web, packages, EVENTS[kind], html)) >= 2
+
+
+def assert_static_urls_resolve(web, packages, event, html: str) -> list[str]:
+    """Every /dev/static/... URL in the page: a hashed name, served through the
+    same handler, byte for byte."""
+    urls = sorted(set(re.findall(rf'(?:src|href)="(/{STAGE}/static/[^"]+)"', html)))
     manifest = json.loads((packages[0] / "staticfiles" / "staticfiles.json").read_text())
-    for url in static_urls:
+    for url in urls:
         relative = url.removeprefix(f"/{STAGE}/static/")
         assert relative in manifest["paths"].values()  # a hashed, cacheable name
         # The event builders add the stage where API Gateway puts it.
         asset = web.invoke(event("GET", url.removeprefix(f"/{STAGE}")))
         assert asset["statusCode"] == 200, url
-        expected = (packages[0] / "staticfiles" / relative).read_bytes()
-        assert response_body(asset) == expected
+        assert response_body(asset) == (packages[0] / "staticfiles" / relative).read_bytes()
         assert "immutable" in header(asset, "Cache-Control")
+    return urls
+
+
+@pytest.mark.parametrize("kind", EVENTS)
+def test_it_logs_in_to_the_dashboard_with_links_and_assets_under_the_stage(web, packages, kind):
+    event = EVENTS[kind]
+    password = "correct horse battery staple"
+    web.run(
+        "from tasks import access\n"
+        f"access.operator_create(username='ops-{kind}', password='{password}')"
+    )
+    # Not logged in: sent to the login page, under the stage.
+    response = web.invoke(event("GET", "/"))
+    assert response["statusCode"] == 302
+    assert header(response, "Location").startswith(f"/{STAGE}/login/")
+
+    page = web.invoke(event("GET", "/login/"))
+    assert page["statusCode"] == 200
+    html = response_body(page).decode()
+    assert f'action="/{STAGE}/login/"' in html
+    assert len(assert_static_urls_resolve(web, packages, event, html)) >= 3
+    cookies = set_cookies(page)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+    form = urlencode(
+        {"csrfmiddlewaretoken": token, "username": f"ops-{kind}", "password": password, "next": ""}
+    )
+    response = web.invoke(
+        event(
+            "POST",
+            "/login/",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Origin": f"https://{API_HOST}",
+                "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items()),
+            },
+            body=form,
+        )
+    )
+    assert response["statusCode"] == 302, response_body(response)[:500]
+    assert header(response, "Location") == f"/{STAGE}/"
+    cookies |= set_cookies(response)
+    assert "sessionid" in cookies
+
+    listing = web.invoke(
+        event("GET", "/", headers={"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+    )
+    assert listing["statusCode"] == 200
+    html = response_body(listing).decode()
+    assert f'href="/{STAGE}/tasks/new/"' in html
+    assert_static_urls_resolve(web, packages, event, html)
 
 
 def test_it_serves_static_files_compressed_when_the_client_accepts_gzip(web, packages):
