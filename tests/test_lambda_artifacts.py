@@ -365,6 +365,26 @@ def test_it_runs_a_task_from_the_input_its_schedule_carries(
     receiver.clear()
 
 
+def test_it_schedules_a_retry_from_the_executor_when_the_webhook_fails(
+    web, api_key, executor, scheduler, receiver
+):
+    receiver.expect_oneshot_request("/flaky", method="POST").respond_with_data("busy", status=503)
+    task = create_task(web, api_key, url=receiver.url_for("/flaky"), run_at=datetime.now(UTC))
+    first = schedule_input(scheduler, task["id"])
+    names_before = {s["Name"] for s in scheduler.list_schedules(GroupName=GROUP)["Schedules"]}
+
+    assert executor.invoke(first) == {"taskId": task["id"], "result": "scheduled"}
+
+    stored = get_task(web, api_key, task["id"])
+    assert stored["status"] == "scheduled"
+    assert stored["attempts"] == 1
+    assert stored["attemptHistory"][0]["httpStatus"] == 503
+    # The executor made the retry's schedule itself (boto3 from the runtime).
+    new = {s["Name"] for s in scheduler.list_schedules(GroupName=GROUP)["Schedules"]} - names_before
+    assert [n for n in new if n.startswith(task["id"])], new
+    receiver.clear()
+
+
 PROBE = """
 import sys, types
 probe = types.ModuleType("artifact_probe")
