@@ -34,8 +34,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "deploy")]
 
-from build_lambda import BUILD, OFFLINE_AWS, VENV, entry_point, package_path  # noqa: E402
-from invoke import LambdaProcess, lambda_env, runtime_stand_in, unpack  # noqa: E402
+from build_lambda import (  # noqa: E402
+    BUILD,
+    OFFLINE_AWS,
+    entry_point,
+    package_path,
+    runtime_stand_in_dir,
+)
+from invoke import LambdaProcess, lambda_env, unpack  # noqa: E402
 
 from bench.receiver import Receiver  # noqa: E402
 
@@ -325,9 +331,7 @@ def main() -> int:
         print(f"missing {', '.join(missing)}: run make lambda", file=sys.stderr)
         return 2
     zips["baseline"] = bare_package()
-    runtime = runtime_stand_in(
-        VENV / "lib" / "python3.13" / "site-packages", BUILD / "lambda-runtime"
-    )
+    runtime = runtime_stand_in_dir()
 
     receiver = Receiver()
     receiver_url = receiver.start()

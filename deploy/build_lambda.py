@@ -99,6 +99,18 @@ def _pip(*args: str) -> None:
     )
 
 
+def runtime_stand_in_dir() -> Path:
+    """build/lambda-runtime: the Lambda runtime's boto3/botocore, as the build
+    virtualenv pins them (see deploy/invoke.py)."""
+    from invoke import runtime_stand_in
+
+    stamp = VENV / ".requirements-sha256"
+    version = stamp.read_text() if stamp.exists() else ""
+    return runtime_stand_in(
+        VENV / "lib" / "python3.13" / "site-packages", BUILD / "lambda-runtime", version
+    )
+
+
 def ensure_venv() -> Path:
     """build/.venv-lambda, rebuilt only when the requirements change."""
     stamp = VENV / ".requirements-sha256"

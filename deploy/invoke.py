@@ -100,10 +100,12 @@ def unpack(zip_path: Path, destination: Path) -> Path:
     return destination
 
 
-def runtime_stand_in(site_packages: Path, destination: Path) -> Path:
+def runtime_stand_in(site_packages: Path, destination: Path, version: str = "") -> Path:
     """A folder with only the modules the Lambda runtime provides, copied from
-    a virtualenv with the same pins, and compiled (the runtime's are)."""
-    if (destination / ".complete").exists():
+    a virtualenv with the same pins, and compiled (the runtime's are). Made
+    again when `version` (the virtualenv's requirements) changes."""
+    marker = destination / ".complete"
+    if marker.exists() and marker.read_text() == version:
         return destination
     shutil.rmtree(destination, ignore_errors=True)
     destination.mkdir(parents=True)
@@ -116,7 +118,7 @@ def runtime_stand_in(site_packages: Path, destination: Path) -> Path:
         else:
             shutil.copy2(source, destination / name)
     compileall.compile_dir(destination, quiet=1)
-    (destination / ".complete").touch()
+    marker.write_text(version)
     return destination
 
 

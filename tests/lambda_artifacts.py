@@ -15,15 +15,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "deploy"))
 
-from build_lambda import BUILD, VENV, entry_point, package_path  # noqa: E402
-from invoke import LambdaProcess, lambda_env, runtime_stand_in, unpack  # noqa: E402
-from lambda_package import PackageError, check_extensions  # noqa: E402
+from build_lambda import VENV, entry_point, package_path, runtime_stand_in_dir  # noqa: E402
+from invoke import LambdaProcess, lambda_env, unpack  # noqa: E402
+from lambda_package import PackageError, PackageStats, check_extensions, check_size  # noqa: E402
 
 __all__ = [
     "VENV",
     "LambdaProcess",
     "PackageError",
+    "PackageStats",
     "check_extensions",
+    "check_size",
     "entry_point",
     "lambda_env",
     "unpack",
@@ -68,7 +70,7 @@ def built_packages(stage: str = STAGE) -> tuple[Path, Path]:
 
 def runtime_dir() -> Path:
     """The stand-in for the Lambda runtime's boto3/botocore (see deploy/invoke.py)."""
-    return runtime_stand_in(VENV / "lib" / "python3.13" / "site-packages", BUILD / "lambda-runtime")
+    return runtime_stand_in_dir()
 
 
 def function_env(function_name: str, endpoint: str, **extra: str) -> dict[str, str]:

@@ -32,8 +32,10 @@ from tests.lambda_artifacts import (
     VENV,
     LambdaProcess,
     PackageError,
+    PackageStats,
     built_packages,
     check_extensions,
+    check_size,
     entry_point,
     function_env,
     header,
@@ -206,6 +208,15 @@ def test_it_refuses_an_extension_that_needs_a_newer_glibc_or_another_cpu(zips, t
         check_extensions(tmp_path, max_glibc=(2, 1))
     with pytest.raises(PackageError, match="built for EM_X86_64, Lambda runs EM_AARCH64"):
         check_extensions(tmp_path, architecture="arm64")
+
+
+def test_it_refuses_a_package_over_the_size_limit(tmp_path):
+    package = PackageStats(tmp_path / "big.zip", 40 * MIB, 100 * MIB + 1, 5000)
+    with pytest.raises(
+        PackageError, match=r"big.zip is 100.0 MiB unzipped; the limit is 100.0 MiB"
+    ):
+        check_size(package)
+    check_size(PackageStats(tmp_path / "ok.zip", 40 * MIB, 100 * MIB, 5000))
 
 
 # --- the web function ---------------------------------------------------------------
