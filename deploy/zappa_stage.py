@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from build_lambda import ROOT, SETTINGS_FILE, lambda_name, package_path  # noqa: E402
+from build_lambda import ROOT, SETTINGS_FILE, lambda_name, package_path, stage_setting  # noqa: E402
 
 SECRETS = {
     "web": ["DJANGO_SECRET_KEY"],
@@ -103,6 +103,14 @@ def render(
     """zappa_settings.json with the two stages completed for this account."""
     settings = json.loads(SETTINGS_FILE.read_text())
     region = outputs["region"]
+    packaged = stage_setting(stage, "aws_region")
+    if region != packaged:
+        # Zappa bakes aws_region into the package as AWS_REGION, which would
+        # win over the function's own: the clients would talk to another region.
+        raise DeployError(
+            f"Terraform's region is {region}, zappa_settings.json's aws_region is {packaged}: "
+            "make them the same (then make lambda) before deploying"
+        )
     account = outputs["web_role_arn"].split(":")[4]
     shared_env = dict(outputs["zappa_environment_variables"])
     defaults = {

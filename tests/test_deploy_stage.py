@@ -15,11 +15,11 @@ SETTINGS = json.loads((ROOT / "zappa_settings.json").read_text())
 ACCOUNT = "123456789012"
 
 
-def terraform_outputs(stage: str) -> dict:
+def terraform_outputs(stage: str, region: str = "us-east-1") -> dict:
     """What `terraform output -json` prints for a stage (terraform/outputs.tf)."""
     prefix = f"task-scheduler-{stage}"
     values = {
-        "region": "eu-west-1",
+        "region": region,
         "web_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{prefix}-web",
         "executor_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{prefix}-executor",
         "scheduler_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{prefix}-scheduler",
@@ -31,17 +31,24 @@ def terraform_outputs(stage: str) -> dict:
             "API_KEYS_TABLE": f"{prefix}-api-keys",
             "OPERATORS_TABLE": f"{prefix}-operators",
             "SCHEDULER_GROUP_NAME": prefix,
-            "EXECUTOR_FUNCTION_ARN": f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:{prefix}-executor",
+            "EXECUTOR_FUNCTION_ARN": f"arn:aws:lambda:{region}:{ACCOUNT}:function:{prefix}-executor",
             "SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/{prefix}-scheduler",
-            "SCHEDULER_DLQ_ARN": f"arn:aws:sqs:eu-west-1:{ACCOUNT}:{prefix}-scheduler-dlq",
+            "SCHEDULER_DLQ_ARN": f"arn:aws:sqs:{region}:{ACCOUNT}:{prefix}-scheduler-dlq",
         },
     }
     return {k: {"sensitive": False, "type": "string", "value": v} for k, v in values.items()}
 
 
-def dry_run(tmp_path, action: str, stage: str, outputs_stage: str | None = None, **env: str):
+def dry_run(
+    tmp_path,
+    action: str,
+    stage: str,
+    outputs_stage: str | None = None,
+    region: str = "us-east-1",
+    **env: str,
+):
     outputs = tmp_path / "outputs.json"
-    outputs.write_text(json.dumps(terraform_outputs(outputs_stage or stage)))
+    outputs.write_text(json.dumps(terraform_outputs(outputs_stage or stage, region)))
     return subprocess.run(
         [sys.executable, str(ROOT / "deploy" / "zappa_stage.py"), action, stage, "--dry-run"],
         capture_output=True,
@@ -92,7 +99,7 @@ def test_it_wires_terraform_outputs_and_secrets_into_both_functions(tmp_path):
     web, executor = settings["dev"], settings["dev_executor"]
     assert web["role_arn"] == f"arn:aws:iam::{ACCOUNT}:role/task-scheduler-dev-web"
     assert executor["role_arn"] == f"arn:aws:iam::{ACCOUNT}:role/task-scheduler-dev-executor"
-    assert web["aws_region"] == executor["aws_region"] == "eu-west-1"
+    assert web["aws_region"] == executor["aws_region"] == "us-east-1"
     for env in (web["aws_environment_variables"], executor["aws_environment_variables"]):
         assert env["EXECUTOR_FUNCTION_ARN"].endswith(":function:task-scheduler-dev-executor")
         assert env["TASKS_TABLE"] == "task-scheduler-dev-tasks"
@@ -102,7 +109,7 @@ def test_it_wires_terraform_outputs_and_secrets_into_both_functions(tmp_path):
     assert executor["aws_environment_variables"]["WEBHOOK_SIGNING_SECRET"] == "********"
     assert (
         web["aws_environment_variables"]["DJANGO_ALLOWED_HOSTS"]
-        == ".execute-api.eu-west-1.amazonaws.com"
+        == ".execute-api.us-east-1.amazonaws.com"
     )
     assert "s3cret" not in result.stdout
 
@@ -141,3 +148,13 @@ def test_it_refuses_a_signing_secret_that_is_not_a_standard_webhooks_secret(tmp_
     result = dry_run(tmp_path, "deploy", "dev", WEBHOOK_SIGNING_SECRET="plain")
     assert result.returncode == 2
     assert "whsec_" in result.stderr
+
+
+def test_it_refuses_a_region_other_than_the_one_packaged(tmp_path):
+    # Zappa bakes aws_region into the package as AWS_REGION.
+    result = dry_run(tmp_path, "deploy", "dev", region="eu-west-1")
+    assert result.returncode == 2
+    assert (
+        "Terraform's region is eu-west-1, zappa_settings.json's aws_region is us-east-1"
+        in result.stderr
+    )
