@@ -254,6 +254,14 @@ def test_it_creates_a_task_with_an_api_key_and_reads_it_back(web, api_key, sched
 
 
 @pytest.mark.parametrize("kind", EVENTS)
+def test_it_refuses_a_host_it_does_not_serve(web, kind):
+    response = web.invoke(
+        EVENTS[kind]("GET", "/api/openapi.json", headers={"Host": "evil.example"})
+    )
+    assert response["statusCode"] == 400
+
+
+@pytest.mark.parametrize("kind", EVENTS)
 def test_it_refuses_the_api_without_a_key(web, kind):
     response = web.invoke(EVENTS[kind]("GET", "/api/tasks/01J0000000000000000000000"))
     assert response["statusCode"] == 401
