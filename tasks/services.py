@@ -399,9 +399,12 @@ def _delete_schedule_quietly(task: Task) -> None:
 
 # --- execution ---------------------------------------------------------------------
 
-# EventBridge fires at or after the (rounded-up) schedule time; this allows for
-# clock skew between it and the executor.
+# How early before its due time a delivery may claim a task (it then holds the
+# delivery until due). A delivery earlier than this first waits, unclaimed,
+# up to MAX_EARLY_WAIT_SECONDS: EventBridge fires one-time schedules with
+# 60-second precision. The executor's Lambda timeout must exceed the wait.
 CLAIM_EARLY_SECONDS = 5
+MAX_EARLY_WAIT_SECONDS = 65
 RETRY_AFTER_LIMIT_SECONDS = 86400
 
 
