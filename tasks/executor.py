@@ -3,7 +3,7 @@
 On AWS, EventBridge Scheduler invokes the executor Lambda with the schedule's
 Input, {"command": "tasks.executor.run_task", "task_id": ...}; Zappa's handler
 routes the command here. Delivery is at least once: the conditional claim in
-services.task_claim makes a duplicate a no-op.
+execution.task_claim makes a duplicate a no-op.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def run_task(event: Any, context: Any = None) -> dict:
 
 
 def _run(event: Any) -> dict:
-    from tasks import services
+    from tasks import execution
 
     task_id = event.get("task_id") if isinstance(event, dict) else None
     if not isinstance(task_id, str) or not task_id:
@@ -46,11 +46,11 @@ def _run(event: Any) -> dict:
         # configuration mistake.
         raise ExecutorError(problem)
     _wait_until_nearly_due(event.get("due_at"))
-    task = services.task_claim(task_id=task_id)
+    task = execution.task_claim(task_id=task_id)
     if task is None:
         logger.info("task %s: not due or not scheduled; delivery ignored", task_id)
         return {"taskId": task_id, "result": "skipped"}
-    task = services.task_execute(task)
+    task = execution.task_execute(task)
     return {"taskId": task_id, "result": task.status}
 
 
@@ -60,7 +60,7 @@ def _wait_until_nearly_due(due_at: Any) -> None:
     hold in task_execute take it from there."""
     from datetime import UTC, datetime
 
-    from tasks.services import CLAIM_EARLY_SECONDS, MAX_EARLY_WAIT_SECONDS
+    from tasks.execution import CLAIM_EARLY_SECONDS, MAX_EARLY_WAIT_SECONDS
 
     try:
         due = datetime.fromisoformat(due_at)

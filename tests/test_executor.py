@@ -14,7 +14,7 @@ import pytest
 from standardwebhooks import Webhook
 from werkzeug import Response
 
-from tasks import scheduler, services
+from tasks import execution, scheduler, services
 from tasks.actions import webhook as webhook_action
 from tasks.executor import ExecutorError, run_task
 from tasks.models import Task
@@ -223,11 +223,11 @@ def test_its_backoff_doubles_each_attempt_with_jitter_up_to_the_cap(settings):
         4: (25, 50),
         9: (25, 50),
     }.items():
-        delays = [services.retry_delay(attempt, None) for _ in range(200)]
+        delays = [execution.retry_delay(attempt, None) for _ in range(200)]
         assert all(low <= d <= high for d in delays), (attempt, min(delays), max(delays))
         assert len(set(delays)) > 100  # jitter: not one fixed delay
-    assert services.retry_delay(1, retry_after=30) == 30
-    assert services.retry_delay(1, retry_after=10**9) == services.RETRY_AFTER_LIMIT_SECONDS
+    assert execution.retry_delay(1, retry_after=30) == 30
+    assert execution.retry_delay(1, retry_after=10**9) == execution.RETRY_AFTER_LIMIT_SECONDS
 
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
@@ -623,7 +623,7 @@ def test_it_logs_no_secrets(api, api_key, receiver, settings, caplog, no_backoff
 
 @pytest.fixture
 def short_claim_window(monkeypatch):
-    monkeypatch.setattr(services, "CLAIM_EARLY_SECONDS", 0.5)
+    monkeypatch.setattr(execution, "CLAIM_EARLY_SECONDS", 0.5)
 
 
 def early_event(task) -> dict:
