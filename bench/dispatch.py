@@ -34,6 +34,7 @@ def main() -> int:
     parser.add_argument(
         "--processes", type=int, default=None, help="runlocal's executor worker processes"
     )
+    parser.add_argument("--threads", type=int, default=None, help="threads per worker process")
     args = parser.parse_args()
     n = args.n
 
@@ -44,7 +45,10 @@ def main() -> int:
         stack = start_local(
             Path(tmp) / "state",
             env={"SCHEDULER_LOCAL_CALL_LOG": str(call_log)},
-            args=[] if args.processes is None else ["--processes", str(args.processes)],
+            args=[
+                *([] if args.processes is None else ["--processes", str(args.processes)]),
+                *([] if args.threads is None else ["--threads", str(args.threads)]),
+            ],
         )
         try:
             return run(stack, receiver, url, n, call_log)

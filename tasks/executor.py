@@ -3,12 +3,13 @@
 On AWS, EventBridge Scheduler invokes the executor Lambda with the schedule's
 Input, {"command": "tasks.executor.run_task", "task_id": ...}; Zappa's handler
 routes the command here. Delivery is at least once: the conditional claim in
-services.task_claim makes a duplicate a no-op.
+execution.task_claim makes a duplicate a no-op.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from django.conf import settings
@@ -32,7 +33,7 @@ def run_task(event: Any, context: Any = None) -> dict:
 
 
 def _run(event: Any) -> dict:
-    from tasks import services
+    from tasks import execution
 
     task_id = event.get("task_id") if isinstance(event, dict) else None
     if not isinstance(task_id, str) or not task_id:
@@ -44,12 +45,32 @@ def _run(event: Any) -> dict:
         # claim the task and send it unsigned, or fail it for good over a
         # configuration mistake.
         raise ExecutorError(problem)
-    task = services.task_claim(task_id=task_id)
+    _wait_until_nearly_due(event.get("due_at"))
+    task = execution.task_claim(task_id=task_id)
     if task is None:
         logger.info("task %s: not due or not scheduled; delivery ignored", task_id)
         return {"taskId": task_id, "result": "skipped"}
-    task = services.task_execute(task)
+    task = execution.task_execute(task)
     return {"taskId": task_id, "result": task.status}
+
+
+def _wait_until_nearly_due(due_at: Any) -> None:
+    """Sleep through an early delivery, leaving the task unclaimed (and so
+    cancellable) until shortly before it is due; the claim window and the
+    hold in task_execute take it from there."""
+    from datetime import UTC, datetime
+
+    from tasks.execution import CLAIM_EARLY_SECONDS, MAX_EARLY_WAIT_SECONDS
+
+    try:
+        due = datetime.fromisoformat(due_at)
+    except (TypeError, ValueError):
+        return  # an old schedule's Input, or none: the claim window decides
+    if due.tzinfo is None:
+        return
+    wait = (due - datetime.now(UTC)).total_seconds() - CLAIM_EARLY_SECONDS
+    if wait > 0:
+        time.sleep(min(wait, MAX_EARLY_WAIT_SECONDS))
 
 
 def _signing_secret_problem() -> str | None:

@@ -53,8 +53,17 @@ def at_expression(when: datetime) -> str:
     return f"at({datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S})"
 
 
-def executor_input(task_id: str) -> str:
-    return json.dumps({"command": EXECUTOR_COMMAND, "task_id": task_id})
+def executor_input(task_id: str, due: datetime) -> str:
+    """The schedule's Input. `due_at` lets the executor wait, unclaimed, for
+    a task that EventBridge delivers early: it fires one-time schedules with
+    60-second precision, so a task due at 12:00:30 may arrive at 12:00:00."""
+    return json.dumps(
+        {
+            "command": EXECUTOR_COMMAND,
+            "task_id": task_id,
+            "due_at": due.astimezone(UTC).isoformat(timespec="milliseconds"),
+        }
+    )
 
 
 def schedule_create(*, name: str, task_id: str, when: datetime) -> None:
@@ -63,7 +72,7 @@ def schedule_create(*, name: str, task_id: str, when: datetime) -> None:
     target: dict = {
         "Arn": settings.EXECUTOR_FUNCTION_ARN,
         "RoleArn": settings.SCHEDULER_ROLE_ARN,
-        "Input": executor_input(task_id),
+        "Input": executor_input(task_id, when),
         "RetryPolicy": {
             "MaximumRetryAttempts": settings.SCHEDULER_MAX_RETRY_ATTEMPTS,
             "MaximumEventAgeInSeconds": settings.SCHEDULER_MAX_EVENT_AGE_SECONDS,

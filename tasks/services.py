@@ -3,12 +3,9 @@ come through here."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import random
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +16,7 @@ from pydantic import ValidationError
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from tasks import scheduler
-from tasks.actions import ACTIONS, TransportError, get_action
+from tasks.actions import ACTIONS, get_action
 from tasks.errors import (
     InvalidTask,
     SchedulingFailed,
@@ -29,12 +26,9 @@ from tasks.errors import (
 from tasks.models import (
     LISTING_ALL,
     STATUS_CANCELLED,
-    STATUS_COMPLETED,
     STATUS_FAILED,
-    STATUS_RUNNING,
     STATUS_SCHEDULED,
     STATUSES,
-    Attempt,
     Task,
 )
 from tasks.pagination import decode_cursor, encode_cursor
@@ -194,7 +188,7 @@ def task_create(
                 "this Idempotency-Key was already used with a different request"
             ) from None
         return existing, False
-    _schedule_or_fail(task)
+    schedule_or_fail(task)
     return task, True
 
 
@@ -203,7 +197,7 @@ def idempotent_task_id(*, created_by: str | None, idempotency_key: str) -> str:
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{created_by or ''}\n{idempotency_key}").hex
 
 
-def _schedule_or_fail(task: Task) -> None:
+def schedule_or_fail(task: Task) -> None:
     """Create the task's current schedule; if that fails, store the task as
     failed (never `scheduled` without a schedule) and raise SchedulingFailed."""
     try:
@@ -303,7 +297,7 @@ def task_counts() -> dict[str, int]:
 # --- change ------------------------------------------------------------------------
 
 
-def _transition(task_id: str, actions: list, condition) -> Task | None:
+def conditional_update(task_id: str, actions: list, condition) -> Task | None:
     """Apply a conditional update; return the updated task, or None when the
     condition failed. Raises TaskNotFound for an unknown id."""
     task = Task(id=task_id)
@@ -316,22 +310,8 @@ def _transition(task_id: str, actions: list, condition) -> Task | None:
     return task
 
 
-def _record(task_id: str, actions: list, condition) -> bool:
-    """A conditional update that does not read the item back; False when
-    the condition failed."""
-    try:
-        Task._get_connection().update_item(
-            task_id, actions=[*actions, Task.updated_at.set(now())], condition=condition
-        )
-    except UpdateError as exc:
-        if not is_conditional_failure(exc):
-            raise
-        return False
-    return True
-
-
 def task_cancel(*, task_id: str) -> Task:
-    task = _transition(
+    task = conditional_update(
         task_id,
         [Task.status.set(STATUS_CANCELLED), Task.error.set("cancelled")],
         Task.status == STATUS_SCHEDULED,
@@ -377,12 +357,12 @@ def _reschedule(current: Task, *, expected_status: str, extra_attempts: int) -> 
     # The sequence check makes two concurrent reschedules of the same task
     # resolve to one.
     condition = (Task.status == expected_status) & (Task.schedule_seq == current.schedule_seq)
-    task = _transition(current.id, actions, condition)
+    task = conditional_update(current.id, actions, condition)
     if task is None:
         raise TaskConflict("task changed meanwhile; reload it and try again")
     if expected_status == STATUS_SCHEDULED:
         _delete_schedule_quietly(current)
-    _schedule_or_fail(task)
+    schedule_or_fail(task)
     return task
 
 
@@ -395,108 +375,3 @@ def _delete_schedule_quietly(task: Task) -> None:
         scheduler.schedule_delete(name=task.schedule_name)
     except scheduler.SchedulerError:
         logger.warning("task %s: could not delete schedule %s", task.id, task.schedule_name)
-
-
-# --- execution ---------------------------------------------------------------------
-
-# EventBridge fires at or after the (rounded-up) schedule time; this allows for
-# clock skew between it and the executor.
-CLAIM_EARLY_SECONDS = 5
-RETRY_AFTER_LIMIT_SECONDS = 86400
-
-
-def task_claim(*, task_id: str) -> Task | None:
-    """Mark a due, scheduled task as running and count the attempt, in one
-    conditional write. None when it is not ours to run: unknown, cancelled,
-    already running or finished, or a retry not yet due (a late duplicate)."""
-    latest_due = now() + timedelta(seconds=CLAIM_EARLY_SECONDS)
-    return _transition(
-        task_id,
-        [Task.status.set(STATUS_RUNNING), Task.attempts.add(1)],
-        (Task.status == STATUS_SCHEDULED) & (Task.due_at <= latest_due),
-    )
-
-
-def retry_delay(attempt: int, retry_after: float | None) -> float:
-    """Exponential backoff with jitter; a server's Retry-After wins if longer."""
-    base = min(
-        settings.TASK_RETRY_MAX_SECONDS, settings.TASK_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
-    )
-    delay = random.uniform(base / 2, base)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, RETRY_AFTER_LIMIT_SECONDS))
-    return delay
-
-
-def task_execute(task: Task) -> Task:
-    """Run a claimed task's action once and record the attempt: completed,
-    failed, or scheduled again with a new schedule for a retryable failure."""
-    # Never deliver early: a delivery that arrives before the task is due
-    # (clock skew; the local stand-in's lead) waits for it.
-    action = get_action(task.action)
-    early = (task.due_at - now()).total_seconds()
-    if early > 0:
-        warm_up = getattr(action, "warm_up", None)
-        if warm_up:
-            with contextlib.suppress(Exception):
-                warm_up(payload=task.payload)
-        time.sleep(max(0.0, min((task.due_at - now()).total_seconds(), CLAIM_EARLY_SECONDS)))
-    started = now()
-    clock = time.monotonic()
-    http_status = excerpt = error = None
-    retry_after = None
-    permanent = False
-    try:
-        outcome = action.run(task_id=task.id, payload=task.payload, attempt=task.attempts)
-        http_status, excerpt = outcome.http_status, outcome.response_excerpt
-    except TransportError as exc:
-        error, permanent = exc.message, exc.permanent
-        http_status, excerpt, retry_after = exc.http_status, exc.response_excerpt, exc.retry_after
-    except Exception as exc:  # a bug must not leave the task running forever
-        logger.exception("task %s: action raised", task.id)
-        error, permanent = f"internal error: {type(exc).__name__}", True
-
-    if error is None:
-        status, outcome_name = STATUS_COMPLETED, "success"
-    elif not permanent and task.attempts < task.max_attempts:
-        status, outcome_name = STATUS_SCHEDULED, "retry"
-    else:
-        status, outcome_name = STATUS_FAILED, "failure"
-    finished = now()
-    attempt = Attempt(
-        number=task.attempts,
-        started_at=started,
-        finished_at=finished,
-        outcome=outcome_name,
-        http_status=http_status,
-        duration_ms=round((time.monotonic() - clock) * 1000),
-        error=error,
-        response_excerpt=excerpt,
-    )
-    actions = [
-        Task.status.set(status),
-        Task.attempt_history.set((Task.attempt_history | []).append([attempt])),
-        Task.error.set(error) if error else Task.error.remove(),
-    ]
-    if status == STATUS_SCHEDULED:
-        seq = task.schedule_seq + 1
-        retry_at = finished + timedelta(seconds=retry_delay(task.attempts, retry_after))
-        actions += [
-            Task.due_at.set(retry_at),
-            Task.schedule_name.set(f"{task.id}-{seq}"),
-            Task.schedule_seq.set(seq),
-        ]
-    # Only the executor moves a task out of running, so this write succeeds;
-    # it does not read the item back (the executor's hot path).
-    if not _record(task.id, actions, Task.status == STATUS_RUNNING):
-        logger.error("task %s: no longer running when its attempt finished", task.id)
-        return task
-    task.status, task.error = status, error
-    task.attempt_history = [*(task.attempt_history or []), attempt]
-    if status == STATUS_SCHEDULED:
-        task.due_at, task.schedule_name, task.schedule_seq = retry_at, f"{task.id}-{seq}", seq
-        # A failure to schedule the retry is recorded on the task as failed.
-        with contextlib.suppress(SchedulingFailed):
-            _schedule_or_fail(task)
-    logger.info("task %s attempt %s: %s %s", task.id, task.attempts, outcome_name, error or "")
-    return task

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from pynamodb.connection.base import Connection
 
-from tasks import access, scheduler, services
+from tasks import access, execution, scheduler
 from tasks.executor import run_task
 from tasks.models import Task
 from tests.factories import future, iso, task_body
@@ -537,4 +537,4 @@ def test_it_keeps_the_cancel_even_when_the_schedule_cannot_be_deleted(api, monke
     response = api.post(f"/api/tasks/{task_id}/cancel")
     assert response.status_code == 200
     assert Task.get(task_id).status == "cancelled"
-    assert services.task_claim(task_id=task_id) is None
+    assert execution.task_claim(task_id=task_id) is None

@@ -14,7 +14,7 @@ import pytest
 from standardwebhooks import Webhook
 from werkzeug import Response
 
-from tasks import scheduler, services
+from tasks import execution, scheduler, services
 from tasks.actions import webhook as webhook_action
 from tasks.executor import ExecutorError, run_task
 from tasks.models import Task
@@ -223,11 +223,11 @@ def test_its_backoff_doubles_each_attempt_with_jitter_up_to_the_cap(settings):
         4: (25, 50),
         9: (25, 50),
     }.items():
-        delays = [services.retry_delay(attempt, None) for _ in range(200)]
+        delays = [execution.retry_delay(attempt, None) for _ in range(200)]
         assert all(low <= d <= high for d in delays), (attempt, min(delays), max(delays))
         assert len(set(delays)) > 100  # jitter: not one fixed delay
-    assert services.retry_delay(1, retry_after=30) == 30
-    assert services.retry_delay(1, retry_after=10**9) == services.RETRY_AFTER_LIMIT_SECONDS
+    assert execution.retry_delay(1, retry_after=30) == 30
+    assert execution.retry_delay(1, retry_after=10**9) == execution.RETRY_AFTER_LIMIT_SECONDS
 
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
@@ -614,3 +614,60 @@ def test_it_logs_no_secrets(api, api_key, receiver, settings, caplog, no_backoff
         assert secret not in logged  # ... without a secret
     signing_key = settings.WEBHOOK_SIGNING_SECRET.removeprefix("whsec_")
     assert signing_key not in logged
+
+
+# --- early deliveries ---------------------------------------------------------------
+# EventBridge fires one-time schedules with 60-second precision: a delivery
+# may come before the task is due. It must neither be lost nor send early.
+
+
+@pytest.fixture
+def short_claim_window(monkeypatch):
+    monkeypatch.setattr(execution, "CLAIM_EARLY_SECONDS", 0.5)
+
+
+def early_event(task) -> dict:
+    return {
+        "command": "tasks.executor.run_task",
+        "task_id": task.id,
+        "due_at": task.due_at.isoformat(),
+    }
+
+
+def test_it_holds_an_early_delivery_until_the_task_is_due(aws, receiver, settings):
+    arrivals: list[float] = []
+
+    def record(request):
+        from werkzeug import Response
+
+        arrivals.append(time.time())
+        return Response("ok")
+
+    receiver.expect_request("/hook").respond_with_handler(record)
+    due = datetime.now(UTC) + timedelta(seconds=2)
+    task, _ = services.task_create(
+        action="webhook", payload={"url": receiver.url_for("/hook")}, run_at=due
+    )
+    assert run_task(early_event(task))["result"] == "completed"
+    assert arrivals and arrivals[0] >= due.timestamp()
+    assert Task.get(task.id).attempt_history[0].started_at >= due
+
+
+def test_it_leaves_a_very_early_delivery_unclaimed_and_cancellable_while_it_waits(
+    aws, receiver, settings, short_claim_window
+):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    due = datetime.now(UTC) + timedelta(seconds=2)
+    task, _ = services.task_create(
+        action="webhook", payload={"url": receiver.url_for("/hook")}, run_at=due
+    )
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(run_task(early_event(task))))
+    worker.start()
+    time.sleep(0.5)
+    # Waiting, not claimed: the task can still be cancelled.
+    assert Task.get(task.id).status == "scheduled"
+    assert services.task_cancel(task_id=task.id).status == "cancelled"
+    worker.join(10)
+    assert result["result"] == "skipped"
+    assert receiver.log == []

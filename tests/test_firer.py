@@ -54,7 +54,11 @@ def test_it_invokes_with_the_target_input_at_the_second_and_deletes(firer, setti
     firer.start()
     assert firer.fired_event.wait(5)
     event, fired_at = firer.calls[0]
-    assert event == {"command": "tasks.executor.run_task", "task_id": "t1"}
+    assert event["command"] == "tasks.executor.run_task"
+    assert event["task_id"] == "t1"
+    assert datetime.fromisoformat(event["due_at"]) == when.replace(
+        microsecond=(when.microsecond // 1000) * 1000
+    )
     due = parse_at(scheduler.at_expression(when), "UTC")
     lead = firer.lead_base + firer.lead_per_task  # a lone schedule
     assert due - lead - 0.05 <= fired_at <= due + 0.5

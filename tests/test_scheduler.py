@@ -45,7 +45,11 @@ def test_it_creates_a_one_time_schedule_that_invokes_the_executor(aws, settings)
     target = schedule["Target"]
     assert target["Arn"] == settings.EXECUTOR_FUNCTION_ARN
     assert target["RoleArn"] == settings.SCHEDULER_ROLE_ARN
-    assert json.loads(target["Input"]) == {"command": "tasks.executor.run_task", "task_id": "t1"}
+    assert json.loads(target["Input"]) == {
+        "command": "tasks.executor.run_task",
+        "task_id": "t1",
+        "due_at": "2027-05-01T12:30:00.000+00:00",
+    }
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600}
     assert "DeadLetterConfig" not in target
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import re
 import time
 from datetime import UTC, datetime
@@ -17,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tasks.actions import Outcome, TransportError
 from tasks.actions.netguard import BlockedAddressError, refusal_reason
+
+logger = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 500
 _CONN_PREFIX = re.compile(r"^(<[^>]*>|\w+\(host=[^)]*\)): ")

@@ -76,7 +76,7 @@ class Firer:
         self.lead_per_task = lead_per_task
         self.crowd: collections.Counter[int] = collections.Counter()
         # The executor refuses a claim earlier than this before the due time.
-        from tasks.services import CLAIM_EARLY_SECONDS
+        from tasks.execution import CLAIM_EARLY_SECONDS
 
         self.max_lead = CLAIM_EARLY_SECONDS - 1.0
         self.invoker = invoker or ThreadInvoker(invoke, workers=64, timeout=timeout)

@@ -141,6 +141,20 @@ class ProcessInvoker:
         self.listener.join(timeout=5)
 
 
+def _initialise() -> None:
+    """What a Lambda sandbox does once, before its first invocation: import
+    the handler and make the AWS clients. Made lazily instead, a crowd of
+    first invocations would each build its own (botocore clients are slow to
+    make, and nothing stops two threads making one at once)."""
+    import tasks.executor  # noqa: F401
+    from tasks import scheduler
+    from tasks.models import MODELS
+
+    for model in MODELS:
+        _ = model._get_connection().connection.client
+    scheduler.client()
+
+
 def _worker(inbox: Any, results: Any, threads: int, timeout: float) -> None:
     # Die with the parent; leave Ctrl-C to it (it drains us first).
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -159,8 +173,7 @@ def _worker(inbox: Any, results: Any, threads: int, timeout: float) -> None:
 
         install(os.environ["SCHEDULER_LOCAL_CALL_LOG"])
     pool = started_pool(threads)
-    import tasks.executor  # noqa: F401 - imported before the first invocation, as Lambda's init
-
+    _initialise()
     results.put(READY)
 
     def run(name: str, event: dict, retries: int) -> None:

@@ -1,0 +1,193 @@
+"""Running a task: the executor's domain operations (claim, deliver, record)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.conf import settings
+from pynamodb.exceptions import UpdateError
+
+from tasks.actions import TransportError, get_action
+from tasks.errors import SchedulingFailed
+from tasks.models import (
+    STATUS_COMPLETED,
+    STATUS_FAILED,
+    STATUS_RUNNING,
+    STATUS_SCHEDULED,
+    Attempt,
+    Task,
+)
+from tasks.services import conditional_update, is_conditional_failure, now, schedule_or_fail
+
+logger = logging.getLogger(__name__)
+
+# How early before its due time a delivery may claim a task (it then holds the
+# delivery until due). A delivery earlier than this first waits, unclaimed,
+# up to MAX_EARLY_WAIT_SECONDS: EventBridge fires one-time schedules with
+# 60-second precision. The executor's Lambda timeout must exceed the wait.
+CLAIM_EARLY_SECONDS = 5
+MAX_EARLY_WAIT_SECONDS = 65
+RETRY_AFTER_LIMIT_SECONDS = 86400
+
+
+class SendFirst:
+    """Within one process, deliveries that are due go out before outcomes
+    are recorded.
+
+    On Lambda a process runs one invocation at a time, so this never waits.
+    The local mode runs a crowd of invocations in each process; recording an
+    outcome (CPU, and a write the local endpoint must serve) would otherwise
+    compete with the next delivery that is due at the same second."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._due: list[float] = []
+
+    @contextlib.contextmanager
+    def delivering(self, due: float) -> Iterator[None]:
+        with self._changed:
+            self._due.append(due)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._due.remove(due)
+                self._changed.notify_all()
+
+    def wait_for_due_deliveries(self, limit: float = 1.0) -> None:
+        deadline = time.monotonic() + limit
+        with self._changed:
+            while any(due <= time.time() + 0.01 for due in self._due):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._changed.wait(remaining)
+
+
+SEND_FIRST = SendFirst()
+
+
+def task_claim(*, task_id: str) -> Task | None:
+    """Mark a due, scheduled task as running and count the attempt, in one
+    conditional write. None when it is not ours to run: unknown, cancelled,
+    already running or finished, or a retry not yet due (a late duplicate)."""
+    latest_due = now() + timedelta(seconds=CLAIM_EARLY_SECONDS)
+    return conditional_update(
+        task_id,
+        [Task.status.set(STATUS_RUNNING), Task.attempts.add(1)],
+        (Task.status == STATUS_SCHEDULED) & (Task.due_at <= latest_due),
+    )
+
+
+def _hold_until_due(task: Task, action) -> None:
+    """Never deliver early: a delivery claimed before the task is due (the
+    local stand-in's lead; EventBridge's minute precision) opens its
+    connection, then waits."""
+    if task.due_at <= now():
+        return
+    warm_up = getattr(action, "warm_up", None)
+    if warm_up:
+        with contextlib.suppress(Exception):
+            warm_up(payload=task.payload)
+    time.sleep(max(0.0, min((task.due_at - now()).total_seconds(), CLAIM_EARLY_SECONDS)))
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with jitter; a server's Retry-After wins if longer."""
+    base = min(
+        settings.TASK_RETRY_MAX_SECONDS, settings.TASK_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+    )
+    delay = random.uniform(base / 2, base)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, RETRY_AFTER_LIMIT_SECONDS))
+    return delay
+
+
+def task_execute(task: Task) -> Task:
+    """Run a claimed task's action once and record the attempt: completed,
+    failed, or scheduled again with a new schedule for a retryable failure."""
+    action = get_action(task.action)
+    with SEND_FIRST.delivering(task.due_at.timestamp()):
+        _hold_until_due(task, action)
+        started = now()
+        clock = time.monotonic()
+        http_status = excerpt = error = None
+        retry_after = None
+        permanent = False
+        try:
+            outcome = action.run(task_id=task.id, payload=task.payload, attempt=task.attempts)
+            http_status, excerpt = outcome.http_status, outcome.response_excerpt
+        except TransportError as exc:
+            error, permanent = exc.message, exc.permanent
+            http_status, excerpt = exc.http_status, exc.response_excerpt
+            retry_after = exc.retry_after
+        except Exception as exc:  # a bug must not leave the task running forever
+            logger.exception("task %s: action raised", task.id)
+            error, permanent = f"internal error: {type(exc).__name__}", True
+        duration_ms = round((time.monotonic() - clock) * 1000)
+    SEND_FIRST.wait_for_due_deliveries()
+
+    if error is None:
+        status, outcome_name = STATUS_COMPLETED, "success"
+    elif not permanent and task.attempts < task.max_attempts:
+        status, outcome_name = STATUS_SCHEDULED, "retry"
+    else:
+        status, outcome_name = STATUS_FAILED, "failure"
+    finished = now()
+    attempt = Attempt(
+        number=task.attempts,
+        started_at=started,
+        finished_at=finished,
+        outcome=outcome_name,
+        http_status=http_status,
+        duration_ms=duration_ms,
+        error=error,
+        response_excerpt=excerpt,
+    )
+    actions = [
+        Task.status.set(status),
+        Task.attempt_history.set((Task.attempt_history | []).append([attempt])),
+        Task.error.set(error) if error else Task.error.remove(),
+    ]
+    if status == STATUS_SCHEDULED:
+        seq = task.schedule_seq + 1
+        retry_at = finished + timedelta(seconds=retry_delay(task.attempts, retry_after))
+        actions += [
+            Task.due_at.set(retry_at),
+            Task.schedule_name.set(f"{task.id}-{seq}"),
+            Task.schedule_seq.set(seq),
+        ]
+    # Only the executor moves a task out of running, so this write succeeds;
+    # it does not read the item back (the executor's hot path).
+    if not _record(task.id, actions, Task.status == STATUS_RUNNING):
+        logger.error("task %s: no longer running when its attempt finished", task.id)
+        return task
+    task.status, task.error = status, error
+    task.attempt_history = [*(task.attempt_history or []), attempt]
+    if status == STATUS_SCHEDULED:
+        task.due_at, task.schedule_name, task.schedule_seq = retry_at, f"{task.id}-{seq}", seq
+        # A failure to schedule the retry is recorded on the task as failed.
+        with contextlib.suppress(SchedulingFailed):
+            schedule_or_fail(task)
+    logger.info("task %s attempt %s: %s %s", task.id, task.attempts, outcome_name, error or "")
+    return task
+
+
+def _record(task_id: str, actions: list, condition) -> bool:
+    """A conditional update that does not read the item back; False when
+    the condition failed."""
+    try:
+        Task._get_connection().update_item(
+            task_id, actions=[*actions, Task.updated_at.set(now())], condition=condition
+        )
+    except UpdateError as exc:
+        if not is_conditional_failure(exc):
+            raise
+        return False
+    return True
