@@ -250,7 +250,7 @@ PHASES = {
         (
             "the app: settings, pydantic, PynamoDB, the action",
             "import",
-            "tasks.services,tasks.actions.webhook",
+            "tasks.execution,tasks.actions.webhook",
         ),
         ("first event: claim, webhook, result", "event", ""),
     ],
@@ -260,7 +260,7 @@ PHASES = {
         (
             "the app: settings, pydantic, PynamoDB, the action",
             "import",
-            "tasks.services,tasks.actions.webhook",
+            "tasks.execution,tasks.actions.webhook",
         ),
         ("first event: claim, webhook, result", "call", ""),
     ],

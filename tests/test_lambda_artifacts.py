@@ -247,10 +247,10 @@ def test_it_creates_a_task_with_an_api_key_and_reads_it_back(web, api_key, sched
     assert fetched["attemptHistory"] == []
 
     # Stored state: one schedule that will invoke the executor function.
-    assert schedule_input(scheduler, created["id"]) == {
-        "command": "tasks.executor.run_task",
-        "task_id": created["id"],
-    }
+    schedule = schedule_input(scheduler, created["id"])
+    assert schedule["command"] == "tasks.executor.run_task"  # Zappa's command route
+    assert schedule["task_id"] == created["id"]
+    assert datetime.fromisoformat(schedule["due_at"]) == run_at
 
 
 @pytest.mark.parametrize("kind", EVENTS)
@@ -429,16 +429,16 @@ def test_it_shows_why_zappa_commands_must_not_raise_type_error(packages, moto_en
 
 FAIL_WHILE_RECORDING = """
 import builtins
-from tasks import services
+from tasks import execution
 calls = {"claim": 0, "record": 0}
-real_claim = services.task_claim
+real_claim = execution.task_claim
 def task_claim(**kwargs):
     calls["claim"] += 1
     return real_claim(**kwargs)
 def _record(*args, **kwargs):  # the write that records the attempt
     calls["record"] += 1
     raise TypeError("a bug while recording the attempt")
-services.task_claim, services._record = task_claim, _record
+execution.task_claim, execution._record = task_claim, _record
 builtins.artifact_calls = calls
 """
 
