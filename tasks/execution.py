@@ -8,12 +8,13 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from pynamodb.exceptions import UpdateError
 
-from tasks.actions import TransportError, get_action
+from tasks.actions import Delivery, Outcome, TransportError, get_action
 from tasks.errors import SchedulingFailed
 from tasks.models import (
     STATUS_COMPLETED,
@@ -85,17 +86,50 @@ def task_claim(*, task_id: str) -> Task | None:
     )
 
 
-def _hold_until_due(task: Task, action) -> None:
-    """Never deliver early: a delivery claimed before the task is due (the
-    local stand-in's lead; EventBridge's minute precision) opens its
-    connection, then waits."""
+@dataclass
+class _Attempted:
+    started: datetime
+    duration_ms: int
+    outcome: Outcome | None = None
+    failure: TransportError | None = None
+
+
+def _attempt(task: Task) -> _Attempted:
+    """One attempt of the task's action. Never early: a delivery claimed
+    before the task is due (the local stand-in's lead; EventBridge's minute
+    precision) connects first, then waits for the due time to send."""
+    started, clock = now(), time.monotonic()
+    delivery = None
+    outcome = failure = None
+    try:
+        delivery = get_action(task.action).prepare(
+            task_id=task.id, payload=task.payload, attempt=task.attempts
+        )
+        with SEND_FIRST.delivering(task.due_at.timestamp()):
+            _hold_until_due(task, delivery)
+            started, clock = now(), time.monotonic()
+            delivery.send()
+        SEND_FIRST.wait_for_due_deliveries()
+        outcome = delivery.receive()
+    except TransportError as exc:
+        failure = exc
+    except Exception as exc:  # a bug must not leave the task running forever
+        logger.exception("task %s: action raised", task.id)
+        failure = TransportError(f"internal error: {type(exc).__name__}", permanent=True)
+    finally:
+        if delivery is not None:
+            delivery.close()
+    duration_ms = round((time.monotonic() - clock) * 1000)
+    return _Attempted(started, duration_ms, outcome, failure)
+
+
+def _hold_until_due(task: Task, delivery: Delivery) -> None:
     if task.due_at <= now():
         return
-    warm_up = getattr(action, "warm_up", None)
-    if warm_up:
-        with contextlib.suppress(Exception):
-            warm_up(payload=task.payload)
-    time.sleep(max(0.0, min((task.due_at - now()).total_seconds(), CLAIM_EARLY_SECONDS)))
+    with contextlib.suppress(TransportError):
+        delivery.connect()  # send() connects (and reports) if this failed
+    wait = (task.due_at - now()).total_seconds()
+    time.sleep(max(0.0, min(wait, CLAIM_EARLY_SECONDS)))
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:
@@ -112,26 +146,14 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
 def task_execute(task: Task) -> Task:
     """Run a claimed task's action once and record the attempt: completed,
     failed, or scheduled again with a new schedule for a retryable failure."""
-    action = get_action(task.action)
-    with SEND_FIRST.delivering(task.due_at.timestamp()):
-        _hold_until_due(task, action)
-        started = now()
-        clock = time.monotonic()
-        http_status = excerpt = error = None
-        retry_after = None
-        permanent = False
-        try:
-            outcome = action.run(task_id=task.id, payload=task.payload, attempt=task.attempts)
-            http_status, excerpt = outcome.http_status, outcome.response_excerpt
-        except TransportError as exc:
-            error, permanent = exc.message, exc.permanent
-            http_status, excerpt = exc.http_status, exc.response_excerpt
-            retry_after = exc.retry_after
-        except Exception as exc:  # a bug must not leave the task running forever
-            logger.exception("task %s: action raised", task.id)
-            error, permanent = f"internal error: {type(exc).__name__}", True
-        duration_ms = round((time.monotonic() - clock) * 1000)
-    SEND_FIRST.wait_for_due_deliveries()
+    result = _attempt(task)
+    failure = result.failure
+    error = failure.message if failure else None
+    permanent = bool(failure and failure.permanent)
+    retry_after = failure.retry_after if failure else None
+    source = failure or result.outcome
+    http_status, excerpt = source.http_status, source.response_excerpt
+    started, duration_ms = result.started, result.duration_ms
 
     if error is None:
         status, outcome_name = STATUS_COMPLETED, "success"

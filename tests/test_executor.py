@@ -415,7 +415,7 @@ def test_it_fails_a_task_whose_action_raises_instead_of_leaving_it_running(
     def broken(self, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(webhook_action.WebhookAction, "run", broken)
+    monkeypatch.setattr(webhook_action.WebhookAction, "prepare", broken)
     task = due_task(receiver.url_for("/hook"))
     assert run_task({"task_id": task.id})["result"] == "failed"
     failed = stored(task.id)

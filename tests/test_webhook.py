@@ -10,13 +10,14 @@ from __future__ import annotations
 import ipaddress
 import socket
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import pytest
 
 from tasks import services
 from tasks.actions import TransportError
-from tasks.actions.netguard import BlockedAddressError, refusal_reason
-from tasks.actions.webhook import WebhookAction, _pool_manager
+from tasks.actions.netguard import BlockedAddressError, connection_class, refusal_reason
+from tasks.actions.webhook import WebhookAction
 from tasks.executor import run_task
 from tasks.models import LISTING_ALL, Task
 
@@ -27,14 +28,6 @@ def _info(address: str, port: int) -> tuple:
     if ipaddress.ip_address(address).version == 6:
         return (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0))
     return (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
-
-
-@pytest.fixture(autouse=True)
-def fresh_connections():
-    """No idle connection from an earlier test: each test sees its connects."""
-    _pool_manager.cache_clear()
-    yield
-    _pool_manager.cache_clear()
 
 
 class FakeDns:
@@ -163,9 +156,10 @@ def test_it_refuses_a_host_that_resolves_to_a_refused_address_without_connecting
 def test_its_guard_refuses_ip_literals_too(settings, connects, url):
     # The create API refuses these already (see test_validation); the guard
     # below it refuses them as well, on its own.
-    manager = _pool_manager(False)
+    parts = urlsplit(url)
+    conn = connection_class(parts.scheme, allow_private=False)(parts.hostname, parts.port)
     with pytest.raises(BlockedAddressError, match="refused to connect"):
-        manager.request("POST", url, body=b"{}", retries=False, redirect=False)
+        conn.connect()
     assert connects == []
 
 

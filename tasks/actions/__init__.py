@@ -38,9 +38,25 @@ class Outcome:
     response_excerpt: str | None = None
 
 
+class Delivery(Protocol):
+    """One attempt of an action, in steps the executor can spread out:
+    connect() ahead of the due time (optional), send() at it, receive()
+    after. Each raises TransportError for a failed attempt."""
+
+    def connect(self) -> None: ...
+
+    def send(self) -> None: ...
+
+    def receive(self) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
 class Action(Protocol):
     name: str
     Payload: type[BaseModel]
+
+    def prepare(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> Delivery: ...
 
     def run(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> Outcome: ...
 

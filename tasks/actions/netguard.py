@@ -9,6 +9,7 @@ The connections also hold the response's headers to the request's timeout.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import socket
 import threading
@@ -16,7 +17,6 @@ from http.client import HTTPException
 from typing import Any
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -137,11 +137,8 @@ class GuardedHTTPSConnection(_ResponseDeadline, HTTPSConnection):
         return _connect(self, self.allow_private)
 
 
-def pool_classes(*, allow_private: bool) -> dict[str, type]:
-    """urllib3 pool classes whose connections apply the guard."""
-    http_conn = type("HTTPConn", (GuardedHTTPConnection,), {"allow_private": allow_private})
-    https_conn = type("HTTPSConn", (GuardedHTTPSConnection,), {"allow_private": allow_private})
-    return {
-        "http": type("HTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
-        "https": type("HTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
-    }
+@functools.cache
+def connection_class(scheme: str, *, allow_private: bool) -> type:
+    """The urllib3 connection class for a URL scheme, with the guard set."""
+    base = GuardedHTTPSConnection if scheme == "https" else GuardedHTTPConnection
+    return type(base.__name__, (base,), {"allow_private": allow_private})

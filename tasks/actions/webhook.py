@@ -91,19 +91,6 @@ class WebhookPayload(BaseModel):
 
 
 @cache
-def _pool_manager(allow_private: bool):
-    import urllib3
-
-    from tasks.actions.netguard import pool_classes
-
-    # maxsize only bounds how many idle connections per host are kept for
-    # reuse (a Lambda runs one delivery at a time; the local mode many).
-    manager = urllib3.PoolManager(num_pools=50, maxsize=256, retries=False)
-    manager.pool_classes_by_scheme = pool_classes(allow_private=allow_private)
-    return manager
-
-
-@cache
 def _signer(secret: str):
     from standardwebhooks import Webhook
 
@@ -138,38 +125,104 @@ def _excerpt(response: Any, deadline: float) -> str | None:
     except Exception:  # a broken or stalled body must not hide the status we have
         pass
     finally:
-        if not response.closed:
-            response.close()  # unread data left: the connection cannot be reused
-        response.release_conn()
+        response.close()
     text = body.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
     return text or None
+
+
+class WebhookDelivery:
+    """One delivery on its own connection, in three steps, so the executor can
+    open the connection ahead of the due time, send at it, and read the
+    answer after: connect() (optional; send() connects if needed), send(),
+    receive(). Each raises TransportError for a failed delivery."""
+
+    def __init__(self, task_id: str, spec: WebhookPayload) -> None:
+        from tasks.actions.netguard import connection_class
+
+        parts = urlsplit(spec.url)
+        self.task_id = task_id
+        self.spec = spec
+        self.body = json.dumps(spec.data, separators=(",", ":"))
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.timeout = settings.WEBHOOK_TIMEOUT_SECONDS
+        cls = connection_class(parts.scheme, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+        self.conn = cls(parts.hostname, parts.port, timeout=self.timeout)
+        self.deadline: float | None = None
+
+    def connect(self) -> None:
+        if self.conn.sock is not None:
+            return
+        try:
+            self.conn.connect()  # through the SSRF guard
+        except Exception as exc:
+            self.conn.close()
+            raise _transport_error(exc, self.timeout) from None
+
+    def send(self) -> None:
+        self.deadline = time.monotonic() + self.timeout
+        self.connect()
+        timestamp = int(time.time())
+        # webhook-id is the task id on every attempt, so receivers can dedupe.
+        signature = _signer(settings.WEBHOOK_SIGNING_SECRET).sign(
+            self.task_id, datetime.fromtimestamp(timestamp, tz=UTC), self.body
+        )
+        headers = {
+            **self.spec.headers,
+            "Content-Type": "application/json",
+            "User-Agent": settings.WEBHOOK_USER_AGENT,
+            "webhook-id": self.task_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature,
+        }
+        try:
+            self.conn.request(
+                self.spec.method,
+                self.target,
+                body=self.body.encode(),
+                headers=headers,
+                preload_content=False,
+            )
+        except Exception as exc:
+            self.close()
+            raise _transport_error(exc, self.timeout) from None
+
+    def receive(self) -> Outcome:
+        deadline = self.deadline or time.monotonic() + self.timeout
+        # The response must arrive within what is left of the timeout.
+        self.conn.timeout = max(0.001, deadline - time.monotonic())
+        try:
+            response = self.conn.getresponse()
+        except Exception as exc:
+            self.close()
+            raise _transport_error(exc, self.timeout) from None
+        try:
+            return _judge(response, deadline)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _transport_error(exc: Exception, timeout: float) -> TransportError:
+    import urllib3
+
+    if isinstance(exc, BlockedAddressError):
+        return TransportError(_message(exc), permanent=True)
+    # Before the timeouts: urllib3 makes NewConnectionError a subclass of
+    # ConnectTimeoutError, so a refused connection would read as a timeout.
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return TransportError(f"connection failed: {_message(exc)}")
+    if isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError):
+        return TransportError(f"timed out after {timeout:g} s")
+    return TransportError(f"connection failed: {_message(exc)}")
 
 
 class WebhookAction:
     name = "webhook"
     Payload = WebhookPayload
 
-    def warm_up(self, *, payload: dict[str, Any]) -> None:
-        """Open the connection ahead of a delivery that has to wait for its
-        time, so that at that time only the request itself goes out. Best
-        effort: any failure here is met again, and recorded, by run()."""
-        spec = WebhookPayload.model_validate(payload)
-        pool = _pool_manager(settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS).connection_from_url(spec.url)
-        conn = pool._get_conn()
-        if conn.sock is None:
-            conn.timeout = settings.WEBHOOK_TIMEOUT_SECONDS
-            try:
-                conn.connect()  # through the SSRF guard, like any connection
-            except Exception:
-                conn.close()
-                pool._put_conn(None)
-                raise
-        # The next request to this host takes this idle, open connection.
-        pool._put_conn(conn)
-
-    def run(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> Outcome:
-        import urllib3
-
+    def prepare(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> WebhookDelivery:
         try:
             spec = WebhookPayload.model_validate(payload)
         except ValidationError as exc:
@@ -179,47 +232,16 @@ class WebhookAction:
                 e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False)
             )
             raise TransportError(f"invalid payload: {problems}", permanent=True) from None
-        body = json.dumps(spec.data, separators=(",", ":"))
-        timestamp = int(time.time())
-        # webhook-id is the task id on every attempt, so receivers can dedupe.
-        signature = _signer(settings.WEBHOOK_SIGNING_SECRET).sign(
-            task_id, datetime.fromtimestamp(timestamp, tz=UTC), body
-        )
-        headers = {
-            **spec.headers,
-            "Content-Type": "application/json",
-            "User-Agent": settings.WEBHOOK_USER_AGENT,
-            "webhook-id": task_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature,
-        }
-        manager = _pool_manager(settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
-        deadline = time.monotonic() + settings.WEBHOOK_TIMEOUT_SECONDS
+        return WebhookDelivery(task_id, spec)
+
+    def run(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> Outcome:
+        """Deliver now: prepare, send and receive in one go."""
+        delivery = self.prepare(task_id=task_id, payload=payload, attempt=attempt)
         try:
-            response = manager.request(
-                spec.method,
-                spec.url,
-                body=body.encode(),
-                headers=headers,
-                timeout=urllib3.Timeout(total=settings.WEBHOOK_TIMEOUT_SECONDS),
-                redirect=False,
-                retries=False,
-                preload_content=False,
-            )
-        except BlockedAddressError as exc:
-            raise TransportError(_message(exc), permanent=True) from None
-        except urllib3.exceptions.NewConnectionError as exc:
-            # Caught before TimeoutError: urllib3 makes NewConnectionError a
-            # subclass of ConnectTimeoutError, so a refused connection would
-            # otherwise be recorded as a timeout.
-            raise TransportError(f"connection failed: {_message(exc)}") from None
-        except urllib3.exceptions.TimeoutError:
-            raise TransportError(
-                f"timed out after {settings.WEBHOOK_TIMEOUT_SECONDS:g} s"
-            ) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise TransportError(f"connection failed: {_message(exc)}") from None
-        return _judge(response, deadline)
+            delivery.send()
+            return delivery.receive()
+        finally:
+            delivery.close()
 
 
 def _message(exc: Exception) -> str:
