@@ -31,10 +31,7 @@ def percentile(values: list[float], p: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=200, help="tasks due in the same second")
-    parser.add_argument(
-        "--processes", type=int, default=None, help="runlocal's executor worker processes"
-    )
-    parser.add_argument("--threads", type=int, default=None, help="threads per worker process")
+    parser.add_argument("--threads", type=int, default=None, help="runlocal's invocation pool")
     args = parser.parse_args()
     n = args.n
 
@@ -45,15 +42,13 @@ def main() -> int:
         stack = start_local(
             Path(tmp) / "state",
             env={"SCHEDULER_LOCAL_CALL_LOG": str(call_log)},
-            args=[
-                *([] if args.processes is None else ["--processes", str(args.processes)]),
-                *([] if args.threads is None else ["--threads", str(args.threads)]),
-            ],
+            args=[] if args.threads is None else ["--threads", str(args.threads)],
         )
         try:
             return run(stack, receiver, url, n, call_log)
         finally:
             stack.stop()
+            receiver.stop()
             warnings = [line for line in stack.output if "WARNING" in line or "ERROR" in line]
             if warnings:
                 print(f"\n{len(warnings)} warnings from the local mode, the first:")
@@ -90,18 +85,18 @@ def run(stack, receiver: Receiver, url: str, n: int, call_log: Path) -> int:
     all_done = max(float(t) for t, _, op in calls if op == "UpdateItem")
     completed = _count_completed(stack)
 
-    lateness = [
-        (receiver.arrivals[i] - run_at.timestamp()) * 1000 for i in ids if i in receiver.arrivals
-    ]
+    arrivals, received = receiver.arrivals()
+    lateness = [(arrivals[i] - run_at.timestamp()) * 1000 for i in ids if i in arrivals]
     per_op = collections.Counter(f"{service}.{op}" for _, service, op in calls)
     print(f"\nDispatch benchmark: {n} webhook tasks due at the same second (local mode)\n")
     print("| measure | value |")
     print("| --- | --- |")
-    print(f"| delivered | {len(lateness)}/{n} (receiver saw {receiver.count} requests) |")
+    print(f"| delivered | {len(lateness)}/{n} (receiver saw {received} requests) |")
     print(f"| completed (API) | {completed}/{n} |")
     for p in (50, 95, 99):
         print(f"| p{p} lateness | {percentile(lateness, p):.0f} ms |")
     print(f"| max lateness | {max(lateness):.0f} ms |")
+    print(f"| slowest 5 | {', '.join(f'{x:.0f}' for x in sorted(lateness)[-5:])} ms |")
     print(f"| min lateness | {min(lateness):.0f} ms |")
     print(
         f"| throughput | {n / max(all_done - run_at.timestamp(), 1e-9):.0f} tasks/s (runAt to all completed) |"
@@ -116,7 +111,7 @@ def run(stack, receiver: Receiver, url: str, n: int, call_log: Path) -> int:
     ok = (
         len(lateness) == n
         and completed == n
-        and receiver.count == n
+        and received == n
         and percentile(lateness, 99) <= 100
         and len(calls) / n <= 5
     )

@@ -1,23 +1,42 @@
 """A small, fast webhook receiver for benchmarks: an asyncio HTTP/1.1 server
-on 127.0.0.1 that records when each request arrived (by its webhook-id) and
-answers 200. Fast, so that it does not add its own lateness."""
+on 127.0.0.1, in a process of its own (so the benchmark's own work cannot
+delay it), that records when each request arrived (by its webhook-id) and
+answers 200."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import multiprocessing
 import time
 
 
 class Receiver:
     def __init__(self) -> None:
-        self.arrivals: dict[str, float] = {}
-        self.count = 0
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._parent, child = multiprocessing.Pipe()
+        self._process = multiprocessing.get_context("spawn").Process(
+            target=_serve, args=(child,), daemon=True
+        )
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def start(self) -> str:
+        self._process.start()
+        port = self._parent.recv()
+        return f"http://127.0.0.1:{port}/hook"
+
+    def arrivals(self) -> tuple[dict[str, float], int]:
+        """({webhook-id: first arrival time}, requests received)."""
+        self._parent.send("report")
+        return self._parent.recv()
+
+    def stop(self) -> None:
+        self._process.terminate()
+
+
+def _serve(pipe) -> None:
+    arrivals: dict[str, float] = {}
+    count = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal count
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -28,8 +47,8 @@ class Receiver:
                         name, value = line.split(":", 1)
                         headers[name.strip().lower()] = value.strip()
                 await reader.readexactly(int(headers.get("content-length", "0")))
-                self.arrivals.setdefault(headers.get("webhook-id", ""), arrived)
-                self.count += 1
+                arrivals.setdefault(headers.get("webhook-id", ""), arrived)
+                count += 1
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -37,16 +56,13 @@ class Receiver:
         finally:
             writer.close()
 
-    def start(self) -> str:
-        threading.Thread(target=self._run, daemon=True).start()
-        self._ready.wait(10)
-        return f"http://127.0.0.1:{self.port}/hook"
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+        pipe.send(server.sockets[0].getsockname()[1])
+        loop = asyncio.get_running_loop()
+        while True:
+            # The pipe is polled from a thread so the loop never blocks on it.
+            await loop.run_in_executor(None, pipe.recv)
+            pipe.send((dict(arrivals), count))
 
-    def _run(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        server = self._loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024)
-        )
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
+    asyncio.run(main())

@@ -59,16 +59,23 @@ class SendFirst:
         finally:
             with self._changed:
                 self._due.remove(due)
-                self._changed.notify_all()
+                # Wake the waiters once, when the last due delivery is out
+                # (waking them at every one would cost more than it saves).
+                if not self._some_due():
+                    self._changed.notify_all()
 
     def wait_for_due_deliveries(self, limit: float = 1.0) -> None:
         deadline = time.monotonic() + limit
         with self._changed:
-            while any(due <= time.time() + 0.01 for due in self._due):
+            while self._some_due():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
                 self._changed.wait(remaining)
+
+    def _some_due(self) -> bool:
+        soon = time.time() + 0.01
+        return any(due <= soon for due in self._due)
 
 
 SEND_FIRST = SendFirst()
@@ -103,7 +110,7 @@ def _attempt(task: Task) -> _Attempted:
     outcome = failure = None
     try:
         delivery = get_action(task.action).prepare(
-            task_id=task.id, payload=task.payload, attempt=task.attempts
+            task_id=task.id, payload=task.payload, attempt=task.attempts, due_at=task.due_at
         )
         with SEND_FIRST.delivering(task.due_at.timestamp()):
             _hold_until_due(task, delivery)

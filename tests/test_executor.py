@@ -651,6 +651,10 @@ def test_it_holds_an_early_delivery_until_the_task_is_due(aws, receiver, setting
     assert run_task(early_event(task))["result"] == "completed"
     assert arrivals and arrivals[0] >= due.timestamp()
     assert Task.get(task.id).attempt_history[0].started_at >= due
+    # Prepared while it waited, but signed as of its sending.
+    [(request, _response)] = receiver.log
+    assert int(request.headers["webhook-timestamp"]) == int(due.timestamp())
+    Webhook(settings.WEBHOOK_SIGNING_SECRET).verify(request.get_data(), dict(request.headers))
 
 
 def test_it_leaves_a_very_early_delivery_unclaimed_and_cancellable_while_it_waits(

@@ -7,6 +7,7 @@ an Outcome or raising TransportError; the executor records either.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -56,7 +57,9 @@ class Action(Protocol):
     name: str
     Payload: type[BaseModel]
 
-    def prepare(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> Delivery: ...
+    def prepare(
+        self, *, task_id: str, payload: dict[str, Any], attempt: int, due_at: datetime | None
+    ) -> Delivery: ...
 
     def run(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> Outcome: ...
 

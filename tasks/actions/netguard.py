@@ -13,11 +13,8 @@ import functools
 import ipaddress
 import socket
 import threading
-from http.client import HTTPException
+from http.client import HTTPConnection, HTTPException, HTTPSConnection
 from typing import Any
-
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.exceptions import NewConnectionError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -29,7 +26,11 @@ METADATA_ADDRESSES = {
 }
 
 
-class BlockedAddressError(NewConnectionError):
+class ConnectError(OSError):
+    """The connection could not be made."""
+
+
+class BlockedAddressError(ConnectError):
     """The destination resolves to an address webhooks may not reach."""
 
 
@@ -56,35 +57,51 @@ def refusal_reason(address: IPAddress, *, allow_private: bool) -> str | None:
     return None
 
 
-def _connect(conn: HTTPConnection, allow_private: bool) -> socket.socket:
-    host, port = conn._dns_host, conn.port
+def guarded_connection(
+    host: str, port: int, timeout: float | None, *, allow_private: bool
+) -> socket.socket:
+    """A socket connected to a checked address of host (see the module doc)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise NewConnectionError(conn, f"cannot resolve {host}: {exc}") from exc
+        raise ConnectError(f"cannot resolve {host}: {exc}") from exc
     for *_, sockaddr in infos:
         reason = refusal_reason(ipaddress.ip_address(sockaddr[0]), allow_private=allow_private)
         if reason:
-            raise BlockedAddressError(
-                conn, f"refused to connect to {conn.host}: it resolves to {reason}"
-            )
+            raise BlockedAddressError(f"refused to connect to {host}: it resolves to {reason}")
     last_error: OSError | None = None
     for family, socktype, proto, _, sockaddr in infos:
         sock = socket.socket(family, socktype, proto)
         try:
-            sock.settimeout(conn.timeout)
+            sock.settimeout(timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.connect(sockaddr)
             return sock
         except OSError as exc:
             sock.close()
             last_error = exc
-    raise NewConnectionError(conn, f"failed to connect to {conn.host}: {last_error}")
+    raise ConnectError(f"failed to connect to {host}: {last_error}")
+
+
+class _Guarded:
+    """http.client's connections open their socket through
+    `self._create_connection` (socket.create_connection, set in __init__):
+    here, the guarded one."""
+
+    allow_private = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = self._guarded_connection
+
+    def _guarded_connection(self, address: Any, timeout: Any = None, source_address: Any = None):
+        host, port = address
+        return guarded_connection(host, port, timeout, allow_private=self.allow_private)
 
 
 class _ResponseDeadline:
     """The response's headers must arrive within what is left of the request's
-    timeout (urllib3 sets `timeout` to that before getresponse). A socket
+    timeout (the delivery sets `timeout` to that before getresponse). A socket
     timeout bounds each read, but a receiver sending a byte at a time restarts
     it with every byte; so a timer shuts the socket down at the deadline."""
 
@@ -110,7 +127,6 @@ class _ResponseDeadline:
             response = super().getresponse(*args, **kwargs)  # type: ignore[misc]
         except (OSError, HTTPException) as exc:
             if expired.is_set():
-                # urllib3 reports a socket timeout as a ReadTimeoutError.
                 raise TimeoutError("the response did not arrive in time") from exc
             raise
         finally:
@@ -123,22 +139,17 @@ class _ResponseDeadline:
         return response
 
 
-class GuardedHTTPConnection(_ResponseDeadline, HTTPConnection):
-    allow_private = False
-
-    def _new_conn(self) -> socket.socket:
-        return _connect(self, self.allow_private)
+class GuardedHTTPConnection(_ResponseDeadline, _Guarded, HTTPConnection):
+    pass
 
 
-class GuardedHTTPSConnection(_ResponseDeadline, HTTPSConnection):
-    allow_private = False
-
-    def _new_conn(self) -> socket.socket:
-        return _connect(self, self.allow_private)
+class GuardedHTTPSConnection(_ResponseDeadline, _Guarded, HTTPSConnection):
+    """TLS with the standard library's defaults: the certificate is verified
+    against the system's CAs and the host name."""
 
 
 @functools.cache
 def connection_class(scheme: str, *, allow_private: bool) -> type:
-    """The urllib3 connection class for a URL scheme, with the guard set."""
+    """The connection class for a URL scheme, with the guard set."""
     base = GuardedHTTPSConnection if scheme == "https" else GuardedHTTPConnection
     return type(base.__name__, (base,), {"allow_private": allow_private})

@@ -22,7 +22,6 @@ from tasks.actions.netguard import BlockedAddressError, refusal_reason
 logger = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 500
-_CONN_PREFIX = re.compile(r"^(<[^>]*>|\w+\(host=[^)]*\)): ")
 MAX_HEADERS = 20
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
 # Set by the scheduler itself; a task may not override them.
@@ -118,7 +117,7 @@ def _excerpt(response: Any, deadline: float) -> str | None:
     body = b""
     try:
         while len(body) < wanted and time.monotonic() < deadline:
-            chunk = response.read1(wanted - len(body), decode_content=True)
+            chunk = response.read1(wanted - len(body))
             if not chunk:
                 break
             body += chunk
@@ -131,57 +130,66 @@ def _excerpt(response: Any, deadline: float) -> str | None:
 
 
 class WebhookDelivery:
-    """One delivery on its own connection, in three steps, so the executor can
-    open the connection ahead of the due time, send at it, and read the
-    answer after: connect() (optional; send() connects if needed), send(),
-    receive(). Each raises TransportError for a failed delivery."""
+    """One delivery on its own connection, in three steps, so the executor
+    can open the connection and write the request ahead of the due time, send
+    it at that time in one write, and read the answer after: connect()
+    (optional; send() does it if needed), send(), receive(). Each raises
+    TransportError for a failed delivery."""
 
-    def __init__(self, task_id: str, spec: WebhookPayload) -> None:
+    def __init__(self, task_id: str, spec: WebhookPayload, due_at: datetime | None = None) -> None:
         from tasks.actions.netguard import connection_class
 
         parts = urlsplit(spec.url)
         self.task_id = task_id
         self.spec = spec
-        self.body = json.dumps(spec.data, separators=(",", ":"))
+        self.body = json.dumps(spec.data, separators=(",", ":")).encode()
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.timeout = settings.WEBHOOK_TIMEOUT_SECONDS
         cls = connection_class(parts.scheme, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
         self.conn = cls(parts.hostname, parts.port, timeout=self.timeout)
+        self.due = due_at.timestamp() if due_at else 0.0
+        self.staged = False
         self.deadline: float | None = None
 
     def connect(self) -> None:
-        if self.conn.sock is not None:
+        """Connect, and write the request line and headers into the
+        connection's buffer (nothing is sent yet)."""
+        if self.staged:
             return
         try:
             self.conn.connect()  # through the SSRF guard
+            self._stage()
         except Exception as exc:
-            self.conn.close()
+            self.close()
             raise _transport_error(exc, self.timeout) from None
+        self.staged = True
 
-    def send(self) -> None:
-        self.deadline = time.monotonic() + self.timeout
-        self.connect()
-        timestamp = int(time.time())
+    def _stage(self) -> None:
+        # Signed as of when it will be sent: now, or the due time it waits for.
+        timestamp = int(max(time.time(), self.due))
         # webhook-id is the task id on every attempt, so receivers can dedupe.
         signature = _signer(settings.WEBHOOK_SIGNING_SECRET).sign(
-            self.task_id, datetime.fromtimestamp(timestamp, tz=UTC), self.body
+            self.task_id, datetime.fromtimestamp(timestamp, tz=UTC), self.body.decode()
         )
         headers = {
             **self.spec.headers,
             "Content-Type": "application/json",
+            "Content-Length": str(len(self.body)),
             "User-Agent": settings.WEBHOOK_USER_AGENT,
             "webhook-id": self.task_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature,
         }
+        self.conn.putrequest(self.spec.method, self.target)
+        for name, value in headers.items():
+            self.conn.putheader(name, value)
+
+    def send(self) -> None:
+        """Send the request: headers and body in one write."""
+        self.connect()
+        self.deadline = time.monotonic() + self.timeout
         try:
-            self.conn.request(
-                self.spec.method,
-                self.target,
-                body=self.body.encode(),
-                headers=headers,
-                preload_content=False,
-            )
+            self.conn.endheaders(message_body=self.body)
         except Exception as exc:
             self.close()
             raise _transport_error(exc, self.timeout) from None
@@ -189,8 +197,11 @@ class WebhookDelivery:
     def receive(self) -> Outcome:
         deadline = self.deadline or time.monotonic() + self.timeout
         # The response must arrive within what is left of the timeout.
-        self.conn.timeout = max(0.001, deadline - time.monotonic())
+        remaining = max(0.001, deadline - time.monotonic())
+        self.conn.timeout = remaining
         try:
+            if self.conn.sock is not None:
+                self.conn.sock.settimeout(remaining)
             response = self.conn.getresponse()
         except Exception as exc:
             self.close()
@@ -205,24 +216,29 @@ class WebhookDelivery:
 
 
 def _transport_error(exc: Exception, timeout: float) -> TransportError:
-    import urllib3
+    from tasks.actions.netguard import ConnectError
 
     if isinstance(exc, BlockedAddressError):
-        return TransportError(_message(exc), permanent=True)
-    # Before the timeouts: urllib3 makes NewConnectionError a subclass of
-    # ConnectTimeoutError, so a refused connection would read as a timeout.
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return TransportError(f"connection failed: {_message(exc)}")
-    if isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError):
+        return TransportError(str(exc), permanent=True)
+    if isinstance(exc, ConnectError):
+        return TransportError(f"connection failed: {exc}")
+    if isinstance(exc, TimeoutError):
         return TransportError(f"timed out after {timeout:g} s")
-    return TransportError(f"connection failed: {_message(exc)}")
+    return TransportError(f"connection failed: {exc or type(exc).__name__}")
 
 
 class WebhookAction:
     name = "webhook"
     Payload = WebhookPayload
 
-    def prepare(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> WebhookDelivery:
+    def prepare(
+        self,
+        *,
+        task_id: str,
+        payload: dict[str, Any],
+        attempt: int,
+        due_at: datetime | None = None,
+    ) -> WebhookDelivery:
         try:
             spec = WebhookPayload.model_validate(payload)
         except ValidationError as exc:
@@ -232,7 +248,7 @@ class WebhookAction:
                 e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False)
             )
             raise TransportError(f"invalid payload: {problems}", permanent=True) from None
-        return WebhookDelivery(task_id, spec)
+        return WebhookDelivery(task_id, spec, due_at)
 
     def run(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> Outcome:
         """Deliver now: prepare, send and receive in one go."""
@@ -242,12 +258,6 @@ class WebhookAction:
             return delivery.receive()
         finally:
             delivery.close()
-
-
-def _message(exc: Exception) -> str:
-    # urllib3 prefixes messages with the connection object's repr
-    # ("<...>: " or "HTTPConn(host='...', port=...): ").
-    return _CONN_PREFIX.sub("", str(exc), count=1)
 
 
 def _judge(response: Any, deadline: float) -> Outcome:

@@ -26,6 +26,10 @@ from tasks.localmode.invokers import ThreadInvoker, invoke_command
 logger = logging.getLogger("localmode.firer")
 
 DELETE_DELAY_SECONDS = 1.0
+# No reading of the schedules from this long before to this long after a
+# second at which fired invocations are due.
+CROWD_QUIET_BEFORE = 0.3
+CROWD_QUIET_AFTER = 0.5
 
 
 @dataclass(order=True)
@@ -84,6 +88,7 @@ class Firer:
         self.known: set[str] = set()
         self.fired: set[str] = set()
         self.delete_after: dict[str, bool] = {}
+        self.fired_at: set[float] = set()
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="firer", daemon=True)
         self.deletions: queue.Queue = queue.Queue()
@@ -166,7 +171,7 @@ class Firer:
         next_poll = 0.0
         while not self.stop_event.is_set():
             now = time.time()
-            if now >= next_poll:
+            if now >= next_poll and not self._crowd_due_around(now):
                 try:
                     self.poll()
                 except Exception:
@@ -177,6 +182,15 @@ class Firer:
             if self.heap:
                 wake = min(wake, self.heap[0].start)
             self.stop_event.wait(max(0.0, wake - time.time()))
+
+    def _crowd_due_around(self, now: float) -> bool:
+        """Whether fired invocations are due about now. Reading the schedules
+        then (parsing a long listing) would take the interpreter from their
+        deliveries: the next poll waits a moment."""
+        self.fired_at = {at for at in self.fired_at if at > now - CROWD_QUIET_AFTER}
+        return any(
+            now - CROWD_QUIET_AFTER <= at <= now + CROWD_QUIET_BEFORE for at in self.fired_at
+        )
 
     def _fire_due(self) -> None:
         now = time.time()
@@ -189,6 +203,7 @@ class Firer:
             self.delete_after[due.name] = due.delete_after
             logger.debug("firing %s (due %.3f, %.3f s ahead)", due.name, due.at, due.at - now)
             jobs.append((due.name, due.event, due.retries))
+            self.fired_at.add(due.at)
         if jobs:
             self.invoker.submit(jobs, self._completed)
 

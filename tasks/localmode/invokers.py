@@ -1,16 +1,11 @@
-"""How the local stand-in invokes the executor: as Lambda would, each
-invocation on its own thread, in worker threads (tests) or in worker
-processes (the local mode: like Lambda's separate sandboxes, and using every
-core when a crowd of tasks is due at once)."""
+"""How the local stand-in invokes the executor: as Lambda would invoke the
+function (the event and a context), each invocation on its own thread from a
+bounded pool."""
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import logging
-import multiprocessing
-import os
-import signal
 import threading
 import time
 import uuid
@@ -22,7 +17,6 @@ logger = logging.getLogger("localmode.invoke")
 
 Done = Callable[[str], None]
 Job = tuple[str, dict, int]  # schedule name, event, retries
-READY = "\0ready"
 
 
 def started_pool(threads: int) -> ThreadPoolExecutor:
@@ -87,100 +81,3 @@ class ThreadInvoker:
 
     def stop(self) -> None:
         self.pool.shutdown(wait=True)
-
-
-class ProcessInvoker:
-    """Worker processes, each running invocations on its own threads."""
-
-    def __init__(self, processes: int, threads: int, timeout: float) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.inboxes = [context.Queue() for _ in range(processes)]
-        self.results = context.Queue()
-        self.workers = [
-            context.Process(
-                target=_worker, args=(inbox, self.results, threads, timeout), daemon=True
-            )
-            for inbox in self.inboxes
-        ]
-        for worker in self.workers:
-            worker.start()
-        # Ready only when every worker has set Django up and can invoke.
-        for _ in self.workers:
-            if self.results.get(timeout=120) != READY:
-                raise RuntimeError("an executor worker process failed to start")
-        self.callbacks: dict[str, Done] = {}
-        self.turn = 0
-        self.listener = threading.Thread(target=self._listen, name="invoke-results", daemon=True)
-        self.listener.start()
-
-    def submit(self, jobs: list[Job], done: Done) -> None:
-        """Hand out the jobs round-robin, one message per worker."""
-        batches: list[list[Job]] = [[] for _ in self.inboxes]
-        for job in jobs:
-            self.callbacks[job[0]] = done
-            batches[self.turn % len(batches)].append(job)
-            self.turn += 1
-        for inbox, batch in zip(self.inboxes, batches, strict=True):
-            if batch:
-                inbox.put(batch)
-
-    def _listen(self) -> None:
-        while (name := self.results.get()) is not None:
-            done = self.callbacks.pop(name, None)
-            if done:
-                done(name)
-
-    def stop(self) -> None:
-        for inbox in self.inboxes:
-            inbox.put(None)
-        for worker in self.workers:
-            worker.join(timeout=30)
-            if worker.is_alive():
-                worker.terminate()
-        self.results.put(None)
-        self.listener.join(timeout=5)
-
-
-def _initialise() -> None:
-    """What a Lambda sandbox does once, before its first invocation: import
-    the handler and make the AWS clients. Made lazily instead, a crowd of
-    first invocations would each build its own (botocore clients are slow to
-    make, and nothing stops two threads making one at once)."""
-    import tasks.executor  # noqa: F401
-    from tasks import scheduler
-    from tasks.models import MODELS
-
-    for model in MODELS:
-        _ = model._get_connection().connection.client
-    scheduler.client()
-
-
-def _worker(inbox: Any, results: Any, threads: int, timeout: float) -> None:
-    # Die with the parent; leave Ctrl-C to it (it drains us first).
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import sys
-
-    import django
-
-    django.setup()
-    # Many invocations share this process (on AWS each has its own): switch
-    # threads often, so one recording an outcome does not hold up one that
-    # is due to send.
-    sys.setswitchinterval(0.0005)
-    if os.environ.get("SCHEDULER_LOCAL_CALL_LOG"):
-        from tasks.localmode.callcount import install
-
-        install(os.environ["SCHEDULER_LOCAL_CALL_LOG"])
-    pool = started_pool(threads)
-    _initialise()
-    results.put(READY)
-
-    def run(name: str, event: dict, retries: int) -> None:
-        invoke_with_retries(invoke_command, name, event, retries, timeout)
-        results.put(name)
-
-    while (batch := inbox.get()) is not None:
-        for job in batch:
-            pool.submit(run, *job)
-    pool.shutdown(wait=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -33,16 +34,10 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--data-dir", type=Path, default=Path(".local"))
         parser.add_argument(
-            "--processes",
-            type=int,
-            default=os.cpu_count() or 2,
-            help="executor worker processes (0: threads in this process)",
+            "--threads", type=int, default=256, help="executor invocations at once (a pool)"
         )
-        parser.add_argument("--threads", type=int, default=128, help="threads per worker process")
 
-    def handle(
-        self, *args, host: str, port: int, data_dir: Path, processes: int, threads: int, **options
-    ) -> None:
+    def handle(self, *args, host: str, port: int, data_dir: Path, threads: int, **options) -> None:
         if not settings.LOCAL_MODE:
             raise CommandError("runlocal needs SCHEDULER_LOCAL_MODE=true (make run sets it)")
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -63,8 +58,12 @@ class Command(BaseCommand):
             # makes itself on AWS.
             firer_client = boto3.client("scheduler", region_name=settings.AWS_REGION)
             self._count_calls()
-            firer = self._start_firer(firer_client, processes, threads)
+            firer = self._start_firer(firer_client, threads)
             server = self._start_web(host, port)
+            # Everything made so far lives as long as the process: keep the
+            # garbage collector from walking it again and again (its pauses
+            # would land on deliveries).
+            gc.freeze()
             self.stdout.write(f"Dashboard: http://{host}:{server.server_port}/")
             self.stdout.write(f"Login: {creds['username']} {creds['password']}")
             self.stdout.write(f"API key: {creds['api_key']}")
@@ -111,14 +110,12 @@ class Command(BaseCommand):
         self.stderr.write(line.strip())
         return process
 
-    def _start_firer(self, client, processes: int, threads: int):
+    def _start_firer(self, client, threads: int):
         from tasks.localmode.firer import Firer
-        from tasks.localmode.invokers import ProcessInvoker, ThreadInvoker, invoke_command
+        from tasks.localmode.invokers import ThreadInvoker, invoke_command
 
-        if processes > 0:
-            invoker = ProcessInvoker(processes, threads, timeout=60.0)
-        else:  # in this process, on threads
-            invoker = ThreadInvoker(invoke_command, workers=threads, timeout=60.0)
+        _make_clients()
+        invoker = ThreadInvoker(invoke_command, workers=threads, timeout=120.0)
         firer = Firer(client=client, group=settings.SCHEDULE_GROUP, invoker=invoker)
         firer.start()
         return firer
@@ -149,3 +146,16 @@ class Command(BaseCommand):
         server = make_server(host, port, application, threaded=True, request_handler=Handler)
         threading.Thread(target=server.serve_forever, name="web", daemon=True).start()
         return server
+
+
+def _make_clients() -> None:
+    """Make the AWS clients before the first invocation, as a Lambda's init
+    would: made lazily, a crowd of first invocations would each build one
+    (botocore clients are slow to make, and nothing stops two threads making
+    one at once)."""
+    from tasks import scheduler
+    from tasks.models import MODELS
+
+    for model in MODELS:
+        _ = model._get_connection().connection.client
+    scheduler.client()
