@@ -145,6 +145,9 @@ TASK_MAX_HORIZON_DAYS = env_int("TASK_MAX_HORIZON_DAYS", 365, minimum=1)
 TASK_MAX_PAYLOAD_BYTES = env_int("TASK_MAX_PAYLOAD_BYTES", 65536, minimum=1024)
 TASK_RETRY_BASE_SECONDS = env_float("TASK_RETRY_BASE_SECONDS", 30.0)
 TASK_RETRY_MAX_SECONDS = env_float("TASK_RETRY_MAX_SECONDS", 3600.0)
+# A running task whose executor has not finished after this long is stuck
+# (longer than the executor Lambda's timeout): it may be cancelled or retried.
+EXECUTOR_LEASE_SECONDS = env_int("EXECUTOR_LEASE_SECONDS", 300, minimum=60)
 
 # --- Webhooks ---------------------------------------------------------------
 # Required by the executor (it refuses to run a webhook unsigned); the fixed,

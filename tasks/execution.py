@@ -88,7 +88,11 @@ def task_claim(*, task_id: str) -> Task | None:
     latest_due = now() + timedelta(seconds=CLAIM_EARLY_SECONDS)
     return conditional_update(
         task_id,
-        [Task.status.set(STATUS_RUNNING), Task.attempts.add(1)],
+        [
+            Task.status.set(STATUS_RUNNING),
+            Task.attempts.add(1),
+            Task.lease_expires_at.set(now() + timedelta(seconds=settings.EXECUTOR_LEASE_SECONDS)),
+        ],
         (Task.status == STATUS_SCHEDULED) & (Task.due_at <= latest_due),
     )
 

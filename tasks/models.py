@@ -7,6 +7,8 @@ to DynamoDB on AWS and to a local server in tests and the local mode.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.conf import settings
 from pynamodb.attributes import (
     JSONAttribute,
@@ -117,11 +119,23 @@ class Task(Model):
     schedule_seq = NumberAttribute(default=0)
     attempt_history = ListAttribute(of=Attempt, default=list)
     listing = UnicodeAttribute(default=LISTING_ALL)
+    # While running: when the claim lapses. The executor's Lambda has timed out
+    # by then, so a task still running is stuck (its executor died) and an
+    # operator may cancel or retry it.
+    lease_expires_at = UTCDateTimeAttribute(null=True)
     # sha256 of the create request when it carried an Idempotency-Key.
     request_fingerprint = UnicodeAttribute(null=True)
     created_by = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
+
+    @property
+    def is_stuck(self) -> bool:
+        return (
+            self.status == STATUS_RUNNING
+            and self.lease_expires_at is not None
+            and self.lease_expires_at < datetime.now(UTC)
+        )
 
     status_run_at_index = StatusRunAtIndex()
     status_created_at_index = StatusCreatedAtIndex()

@@ -27,6 +27,7 @@ from tasks.models import (
     LISTING_ALL,
     STATUS_CANCELLED,
     STATUS_FAILED,
+    STATUS_RUNNING,
     STATUS_SCHEDULED,
     STATUSES,
     Task,
@@ -310,11 +311,17 @@ def conditional_update(task_id: str, actions: list, condition) -> Task | None:
     return task
 
 
+def _stuck():
+    """A running task whose executor's claim has lapsed: it died."""
+    return (Task.status == STATUS_RUNNING) & (Task.lease_expires_at < now())
+
+
 def task_cancel(*, task_id: str) -> Task:
+    """Cancel a scheduled task (or a stuck one, see _stuck)."""
     task = conditional_update(
         task_id,
         [Task.status.set(STATUS_CANCELLED), Task.error.set("cancelled")],
-        Task.status == STATUS_SCHEDULED,
+        (Task.status == STATUS_SCHEDULED) | _stuck(),
     )
     if task is None:
         current = task_get(task_id=task_id)
@@ -328,19 +335,23 @@ def task_run_now(*, task_id: str) -> Task:
     current = task_get(task_id=task_id)
     if current.status != STATUS_SCHEDULED:
         raise TaskConflict(f"task is {current.status}; only a scheduled task can be run now")
-    return _reschedule(current, expected_status=STATUS_SCHEDULED, extra_attempts=0)
+    return _reschedule(current, Task.status == STATUS_SCHEDULED, extra_attempts=0)
 
 
 def task_retry(*, task_id: str) -> Task:
-    """Give a failed task a fresh round of attempts, starting now."""
+    """Give a failed (or stuck) task a fresh round of attempts, starting now."""
     current = task_get(task_id=task_id)
-    if current.status != STATUS_FAILED:
+    if current.status == STATUS_FAILED:
+        expected = Task.status == STATUS_FAILED
+    elif current.is_stuck:
+        expected = _stuck()
+    else:
         raise TaskConflict(f"task is {current.status}; only a failed task can be retried")
     budget = min(current.max_attempts, settings.TASK_MAX_ATTEMPTS_LIMIT)
-    return _reschedule(current, expected_status=STATUS_FAILED, extra_attempts=budget)
+    return _reschedule(current, expected, extra_attempts=budget)
 
 
-def _reschedule(current: Task, *, expected_status: str, extra_attempts: int) -> Task:
+def _reschedule(current: Task, expected, *, extra_attempts: int) -> Task:
     seq = current.schedule_seq + 1
     due = now()
     actions = [
@@ -356,11 +367,11 @@ def _reschedule(current: Task, *, expected_status: str, extra_attempts: int) -> 
         ]
     # The sequence check makes two concurrent reschedules of the same task
     # resolve to one.
-    condition = (Task.status == expected_status) & (Task.schedule_seq == current.schedule_seq)
+    condition = expected & (Task.schedule_seq == current.schedule_seq)
     task = conditional_update(current.id, actions, condition)
     if task is None:
         raise TaskConflict("task changed meanwhile; reload it and try again")
-    if expected_status == STATUS_SCHEDULED:
+    if current.status == STATUS_SCHEDULED:
         _delete_schedule_quietly(current)
     schedule_or_fail(task)
     return task

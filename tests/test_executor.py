@@ -675,3 +675,53 @@ def test_it_leaves_a_very_early_delivery_unclaimed_and_cancellable_while_it_wait
     worker.join(10)
     assert result["result"] == "skipped"
     assert receiver.log == []
+
+
+# --- stuck tasks ------------------------------------------------------------------------
+# An executor that dies mid-delivery (its Lambda timed out or crashed) leaves
+# the task running. Once the claim's lease has lapsed, an operator may cancel
+# or retry it; before, it is still being worked on and both are refused.
+
+
+def claimed(url: str, *, lease_seconds: float) -> Task:
+    task = due_task(url)
+    assert execution.task_claim(task_id=task.id) is not None
+    Task(id=task.id).update(
+        actions=[Task.lease_expires_at.set(datetime.now(UTC) + timedelta(seconds=lease_seconds))]
+    )
+    return stored(task.id)
+
+
+def test_it_sets_a_lease_when_it_claims(aws, settings):
+    task = due_task("https://example.com/hook")
+    before = datetime.now(UTC)
+    assert execution.task_claim(task_id=task.id) is not None
+    lease = stored(task.id).lease_expires_at
+    assert lease >= before + timedelta(seconds=settings.EXECUTOR_LEASE_SECONDS - 1)
+    assert not stored(task.id).is_stuck
+
+
+def test_it_refuses_to_cancel_or_retry_a_task_still_running(aws):
+    task = claimed("https://example.com/hook", lease_seconds=60)
+    with pytest.raises(services.TaskConflict):
+        services.task_cancel(task_id=task.id)
+    with pytest.raises(services.TaskConflict):
+        services.task_retry(task_id=task.id)
+    assert stored(task.id).status == "running"
+
+
+def test_it_cancels_a_stuck_task(aws):
+    task = claimed("https://example.com/hook", lease_seconds=-1)
+    assert task.is_stuck
+    assert services.task_cancel(task_id=task.id).status == "cancelled"
+    assert stored(task.id).status == "cancelled"
+
+
+def test_it_retries_a_stuck_task_and_delivers_it(aws, receiver, settings):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    task = claimed(receiver.url_for("/hook"), lease_seconds=-1)
+    retried = services.task_retry(task_id=task.id)
+    assert retried.status == "scheduled"
+    assert schedule_of(settings, retried)["Name"] == retried.schedule_name
+    assert run_task({"task_id": task.id})["result"] == "completed"
+    assert len(receiver.log) == 1
