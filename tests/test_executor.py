@@ -250,7 +250,9 @@ def test_it_honours_retry_after(aws, receiver, no_backoff, form):
     assert retry.due_at <= datetime.now(UTC) + timedelta(seconds=wait + 1)
 
 
-def test_it_retries_a_timeout_and_records_it(aws, receiver, settings, no_backoff):
+@pytest.fixture
+def slow_url(receiver, settings):
+    """A receiver that answers only after the webhook timeout (0.5 s) has passed."""
     settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
     release = threading.Event()
 
@@ -259,11 +261,13 @@ def test_it_retries_a_timeout_and_records_it(aws, receiver, settings, no_backoff
         return Response("late")
 
     receiver.expect_request("/slow").respond_with_handler(slow)
-    task = due_task(receiver.url_for("/slow"), max_attempts=1)
-    try:
-        result = run_task({"task_id": task.id})
-    finally:
-        release.set()
+    yield receiver.url_for("/slow")
+    release.set()
+
+
+def test_it_retries_a_timeout_and_records_it(aws, slow_url, no_backoff):
+    task = due_task(slow_url, max_attempts=1)
+    result = run_task({"task_id": task.id})
     assert result["result"] == "failed"
     failed = stored(task.id)
     assert failed.error == "timed out after 0.5 s"
@@ -273,20 +277,9 @@ def test_it_retries_a_timeout_and_records_it(aws, receiver, settings, no_backoff
     assert attempt.duration_ms < 9000
 
 
-def test_it_retries_a_timeout_while_attempts_are_left(aws, receiver, settings, no_backoff):
-    settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
-    release = threading.Event()
-
-    def slow(request):
-        release.wait(10)
-        return Response("late")
-
-    receiver.expect_request("/slow").respond_with_handler(slow)
-    task = due_task(receiver.url_for("/slow"), max_attempts=2)
-    try:
-        assert run_task({"task_id": task.id})["result"] == "scheduled"
-    finally:
-        release.set()
+def test_it_retries_a_timeout_while_attempts_are_left(aws, slow_url, no_backoff):
+    task = due_task(slow_url, max_attempts=2)
+    assert run_task({"task_id": task.id})["result"] == "scheduled"
     assert stored(task.id).attempt_history[0].outcome == "retry"
 
 
