@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from django import template
-from django.contrib.staticfiles.storage import staticfiles_storage
-from django.urls import get_script_prefix
 from django.utils import timezone
 
 register = template.Library()
@@ -48,22 +45,3 @@ def duration(milliseconds: int | None) -> str:
 @register.filter
 def short_id(task_id: str) -> str:
     return task_id[:8]
-
-
-@register.simple_tag
-def asset(path: str) -> str:
-    """{% static %}, but prefixed with this request's SCRIPT_NAME.
-
-    Behind API Gateway the app lives under the stage (`/dev/...`). Django
-    prefixes a relative STATIC_URL with SCRIPT_NAME only the first time the
-    setting is read and then keeps that value; whitenoise reads it at start-up,
-    outside any request, so `{% static %}` gives `/static/...` for good. A
-    CDN's absolute STATIC_URL is left alone.
-    """
-    url = staticfiles_storage.url(path)
-    if urlsplit(url).scheme or url.startswith("//"):
-        return url
-    prefix = get_script_prefix().rstrip("/")
-    if prefix and not url.startswith(prefix + "/"):
-        url = prefix + url
-    return url
