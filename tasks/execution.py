@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from pynamodb.exceptions import UpdateError
 
 from tasks.actions import Delivery, Outcome, TransportError, get_action
 from tasks.errors import SchedulingFailed
@@ -24,7 +23,7 @@ from tasks.models import (
     Attempt,
     Task,
 )
-from tasks.services import conditional_update, is_conditional_failure, now, schedule_or_fail
+from tasks.services import conditional_update, now, schedule_or_fail
 
 logger = logging.getLogger(__name__)
 
@@ -85,15 +84,16 @@ def task_claim(*, task_id: str) -> Task | None:
     """Mark a due, scheduled task as running and count the attempt, in one
     conditional write. None when it is not ours to run: unknown, cancelled,
     already running or finished, or a retry not yet due (a late duplicate)."""
-    latest_due = now() + timedelta(seconds=CLAIM_EARLY_SECONDS)
+    current = now()
     return conditional_update(
         task_id,
         [
             Task.status.set(STATUS_RUNNING),
             Task.attempts.add(1),
-            Task.lease_expires_at.set(now() + timedelta(seconds=settings.EXECUTOR_LEASE_SECONDS)),
+            Task.lease_expires_at.set(current + timedelta(seconds=settings.EXECUTOR_LEASE_SECONDS)),
         ],
-        (Task.status == STATUS_SCHEDULED) & (Task.due_at <= latest_due),
+        (Task.status == STATUS_SCHEDULED)
+        & (Task.due_at <= current + timedelta(seconds=CLAIM_EARLY_SECONDS)),
     )
 
 
@@ -196,9 +196,10 @@ def task_execute(task: Task) -> Task:
             Task.schedule_name.set(f"{task.id}-{seq}"),
             Task.schedule_seq.set(seq),
         ]
-    # Only the executor moves a task out of running, so this write succeeds;
-    # it does not read the item back (the executor's hot path).
-    if not _record(task.id, actions, Task.status == STATUS_RUNNING):
+    # Only the executor moves a task out of running, or an operator once its
+    # lease has lapsed (long after its Lambda timed out): so this succeeds.
+    recorded = conditional_update(task.id, actions, Task.status == STATUS_RUNNING, read_back=False)
+    if recorded is None:
         logger.error("task %s: no longer running when its attempt finished", task.id)
         return task
     task.status, task.error = status, error
@@ -210,17 +211,3 @@ def task_execute(task: Task) -> Task:
             schedule_or_fail(task)
     logger.info("task %s attempt %s: %s %s", task.id, task.attempts, outcome_name, error or "")
     return task
-
-
-def _record(task_id: str, actions: list, condition) -> bool:
-    """A conditional update that does not read the item back; False when
-    the condition failed."""
-    try:
-        Task._get_connection().update_item(
-            task_id, actions=[*actions, Task.updated_at.set(now())], condition=condition
-        )
-    except UpdateError as exc:
-        if not is_conditional_failure(exc):
-            raise
-        return False
-    return True

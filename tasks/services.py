@@ -223,9 +223,17 @@ def schedule_or_fail(task: Task) -> None:
 # --- read ------------------------------------------------------------------------
 
 
+def _known_form(task_id: str) -> str:
+    """Task ids are 32 hex digits (uuid hex); anything else cannot exist, and
+    must not reach DynamoDB, which answers a key over 2 KB with an error."""
+    if len(task_id) != 32 or not all(c in "0123456789abcdef" for c in task_id):
+        raise TaskNotFound(f"task {task_id} not found")
+    return task_id
+
+
 def task_get(*, task_id: str) -> Task:
     try:
-        return Task.get(task_id, consistent_read=True)
+        return Task.get(_known_form(task_id), consistent_read=True)
     except DoesNotExist:
         raise TaskNotFound(f"task {task_id} not found") from None
 
@@ -298,12 +306,19 @@ def task_counts() -> dict[str, int]:
 # --- change ------------------------------------------------------------------------
 
 
-def conditional_update(task_id: str, actions: list, condition) -> Task | None:
-    """Apply a conditional update; return the updated task, or None when the
-    condition failed. Raises TaskNotFound for an unknown id."""
+def conditional_update(
+    task_id: str, actions: list, condition, *, read_back: bool = True
+) -> Task | None:
+    """Apply a conditional update; None when the condition failed. The task
+    returned holds the updated item, or with read_back=False only its id (the
+    item is not read back: the executor's hot path)."""
     task = Task(id=task_id)
+    actions = [*actions, Task.updated_at.set(now())]
     try:
-        task.update(actions=[*actions, Task.updated_at.set(now())], condition=condition)
+        if read_back:
+            task.update(actions=actions, condition=condition)
+        else:
+            Task._get_connection().update_item(task_id, actions=actions, condition=condition)
     except UpdateError as exc:
         if not is_conditional_failure(exc):
             raise
@@ -319,7 +334,7 @@ def _stuck():
 def task_cancel(*, task_id: str) -> Task:
     """Cancel a scheduled task (or a stuck one, see _stuck)."""
     task = conditional_update(
-        task_id,
+        _known_form(task_id),
         [Task.status.set(STATUS_CANCELLED), Task.error.set("cancelled")],
         (Task.status == STATUS_SCHEDULED) | _stuck(),
     )

@@ -431,14 +431,16 @@ FAIL_WHILE_RECORDING = """
 import builtins
 from tasks import execution
 calls = {"claim": 0, "record": 0}
-real_claim = execution.task_claim
+real_claim, real_update = execution.task_claim, execution.conditional_update
 def task_claim(**kwargs):
     calls["claim"] += 1
     return real_claim(**kwargs)
-def _record(*args, **kwargs):  # the write that records the attempt
-    calls["record"] += 1
+def conditional_update(*args, read_back=True, **kwargs):
+    if read_back:
+        return real_update(*args, read_back=read_back, **kwargs)
+    calls["record"] += 1  # the write that records the attempt
     raise TypeError("a bug while recording the attempt")
-execution.task_claim, execution._record = task_claim, _record
+execution.task_claim, execution.conditional_update = task_claim, conditional_update
 builtins.artifact_calls = calls
 """
 
