@@ -52,7 +52,6 @@ STATUS_BY_ERROR: dict[type[TaskError], int] = {
 }
 
 
-@api.exception_handler(InvalidTask)
 def invalid_task(request: HttpRequest, exc: InvalidTask):
     detail = [{**e, "loc": _location(e["loc"])} for e in exc.errors]
     return JsonResponse({"detail": detail}, status=422)
@@ -62,7 +61,6 @@ def _location(loc: list) -> list:
     return loc if loc[0] in ("header", "query") else ["body", *loc]
 
 
-@api.exception_handler(RequestDataTooBig)
 def body_too_large(request: HttpRequest, exc: RequestDataTooBig):
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return JsonResponse(
@@ -70,7 +68,6 @@ def body_too_large(request: HttpRequest, exc: RequestDataTooBig):
     )
 
 
-@api.exception_handler(TaskError)
 def task_error(request: HttpRequest, exc: TaskError):
     status = STATUS_BY_ERROR.get(type(exc), 400)
     return JsonResponse({"detail": exc.message}, status=status)
@@ -87,9 +84,10 @@ alias_api = NinjaAPI(
     docs_url=None,
     openapi_url=None,
 )
-alias_api.exception_handler(InvalidTask)(invalid_task)
-alias_api.exception_handler(TaskError)(task_error)
-alias_api.exception_handler(RequestDataTooBig)(body_too_large)
+for ninja_api in (api, alias_api):
+    ninja_api.exception_handler(InvalidTask)(invalid_task)
+    ninja_api.exception_handler(RequestDataTooBig)(body_too_large)
+    ninja_api.exception_handler(TaskError)(task_error)
 
 
 @alias_api.post(
