@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from tasks import access, scheduler
-from tasks.models import ApiKey, Operator
+from tasks.models import Operator
 
 DEV_USERNAME = "admin"
 
@@ -48,6 +48,3 @@ def bootstrap(data_dir: Path) -> dict:
     call_command("createtables", verbosity=0)
     ensure_schedule_group()
     return ensure_credentials(data_dir)
-
-
-__all__ = ["bootstrap", "ApiKey"]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tasks.execution import CLAIM_EARLY_SECONDS
 from tasks.localmode.invokers import ThreadInvoker, invoke_command
 
 logger = logging.getLogger("localmode.firer")
@@ -60,9 +61,9 @@ class Firer:
         *,
         client: Any,
         group: str,
-        invoker: Any = None,
         poll_interval: float = 0.25,
         invoke: Any = invoke_command,
+        workers: int = 64,
         timeout: float = 60.0,
         lead_base: float = 0.25,
         lead_per_task: float = 0.015,
@@ -70,8 +71,6 @@ class Firer:
         self.client = client
         self.group = group
         self.poll_interval = poll_interval
-        self.invoke = invoke
-        self.timeout = timeout
         # Invocations start a little before their second, more when many share
         # it, so that the stand-in's own throughput does not make them late.
         # The executor claims the task then, and holds the delivery until it is
@@ -80,10 +79,8 @@ class Firer:
         self.lead_per_task = lead_per_task
         self.crowd: collections.Counter[int] = collections.Counter()
         # The executor refuses a claim earlier than this before the due time.
-        from tasks.execution import CLAIM_EARLY_SECONDS
-
         self.max_lead = CLAIM_EARLY_SECONDS - 1.0
-        self.invoker = invoker or ThreadInvoker(invoke, workers=64, timeout=timeout)
+        self.invoker = ThreadInvoker(invoke, workers=workers, timeout=timeout)
         self.heap: list[Due] = []
         self.known: set[str] = set()
         self.fired: set[str] = set()
@@ -98,7 +95,8 @@ class Firer:
         self.thread.start()
         self.deleter.start()
 
-    def stop(self, wait: bool = True) -> None:
+    def stop(self) -> None:
+        """Stop firing; wait for running invocations to finish."""
         self.stop_event.set()
         if self.thread.is_alive():
             self.thread.join(timeout=5)

@@ -74,7 +74,7 @@ class Command(BaseCommand):
             if server:
                 server.shutdown()
             if firer:
-                firer.stop(wait=True)  # let running tasks record their outcome
+                firer.stop()  # lets running tasks record their outcome
             aws.terminate()
             try:
                 aws.wait(timeout=10)
@@ -112,11 +112,10 @@ class Command(BaseCommand):
 
     def _start_firer(self, client, threads: int):
         from tasks.localmode.firer import Firer
-        from tasks.localmode.invokers import ThreadInvoker, invoke_command
 
         _make_clients()
-        invoker = ThreadInvoker(invoke_command, workers=threads, timeout=120.0)
-        firer = Firer(client=client, group=settings.SCHEDULE_GROUP, invoker=invoker)
+        # The timeout is the executor Lambda's (zappa_settings.json).
+        firer = Firer(client=client, group=settings.SCHEDULE_GROUP, workers=threads, timeout=120.0)
         firer.start()
         return firer
 
