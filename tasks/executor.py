@@ -74,12 +74,12 @@ def _wait_until_nearly_due(due_at: Any) -> None:
 
 
 def _signing_secret_problem() -> str | None:
-    from standardwebhooks import Webhook
+    from tasks.actions.webhook import signer
 
     if not settings.WEBHOOK_SIGNING_SECRET:
         return "WEBHOOK_SIGNING_SECRET is not set"
     try:
-        Webhook(settings.WEBHOOK_SIGNING_SECRET)
+        signer(settings.WEBHOOK_SIGNING_SECRET)  # the one deliveries sign with
     except Exception:  # the library raises several types for a bad secret
         return "WEBHOOK_SIGNING_SECRET is not a valid secret (whsec_ and base64)"
     return None

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo, available_timezones
 from django import forms
 from django.conf import settings
 
-METHODS = ("POST", "PUT", "PATCH", "DELETE")
+from tasks.actions.webhook import METHODS
+
 WHEN_IN = "in"
 WHEN_AT = "at"
 

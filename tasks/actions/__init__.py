@@ -1,7 +1,8 @@
 """Action types: one module per type, looked up by name in a small registry.
 
-An action validates its own payload (a pydantic model) and runs it, returning
-an Outcome or raising TransportError; the executor records either.
+An action validates its own payload (a pydantic model) and prepares a
+Delivery for one attempt, which the executor connects, sends and receives: an
+Outcome, or a TransportError; the executor records either.
 """
 
 from __future__ import annotations
@@ -60,8 +61,6 @@ class Action(Protocol):
     def prepare(
         self, *, task_id: str, payload: dict[str, Any], attempt: int, due_at: datetime | None
     ) -> Delivery: ...
-
-    def run(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> Outcome: ...
 
 
 def _registry() -> dict[str, Action]:

@@ -10,14 +10,19 @@ import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks.actions import Outcome, TransportError
-from tasks.actions.netguard import BlockedAddressError, refusal_reason
+from tasks.actions.netguard import (
+    BlockedAddressError,
+    ConnectError,
+    connection_class,
+    refusal_reason,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +43,16 @@ RESERVED_HEADERS = {
 }
 
 
+Method = Literal["POST", "PUT", "PATCH", "DELETE"]
+METHODS: tuple[str, ...] = get_args(Method)
+
+
 class WebhookPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(max_length=2048)
     data: Any = None
-    method: Literal["POST", "PUT", "PATCH", "DELETE"] = "POST"
+    method: Method = "POST"
     headers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("method", mode="before")
@@ -90,7 +99,7 @@ class WebhookPayload(BaseModel):
 
 
 @cache
-def _signer(secret: str):
+def signer(secret: str):
     from standardwebhooks import Webhook
 
     return Webhook(secret)
@@ -137,8 +146,6 @@ class WebhookDelivery:
     TransportError for a failed delivery."""
 
     def __init__(self, task_id: str, spec: WebhookPayload, due_at: datetime | None = None) -> None:
-        from tasks.actions.netguard import connection_class
-
         parts = urlsplit(spec.url)
         self.task_id = task_id
         self.spec = spec
@@ -168,7 +175,7 @@ class WebhookDelivery:
         # Signed as of when it will be sent: now, or the due time it waits for.
         timestamp = int(max(time.time(), self.due))
         # webhook-id is the task id on every attempt, so receivers can dedupe.
-        signature = _signer(settings.WEBHOOK_SIGNING_SECRET).sign(
+        signature = signer(settings.WEBHOOK_SIGNING_SECRET).sign(
             self.task_id, datetime.fromtimestamp(timestamp, tz=UTC), self.body.decode()
         )
         headers = {
@@ -216,8 +223,6 @@ class WebhookDelivery:
 
 
 def _transport_error(exc: Exception, timeout: float) -> TransportError:
-    from tasks.actions.netguard import ConnectError
-
     if isinstance(exc, BlockedAddressError):
         return TransportError(str(exc), permanent=True)
     if isinstance(exc, ConnectError):
