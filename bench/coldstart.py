@@ -41,38 +41,16 @@ from build_lambda import (  # noqa: E402
     package_path,
     runtime_stand_in_dir,
 )
-from invoke import LambdaProcess, lambda_env, unpack  # noqa: E402
+from invoke import API_HOST, STAGE, LambdaProcess, lambda_env, rest_event, unpack  # noqa: E402
 
 from bench.receiver import Receiver  # noqa: E402
 
-STAGE = "dev"
-API_HOST = "abc123defg.execute-api.us-east-1.amazonaws.com"
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 BARE = BUILD / "bench-bare"
 BARE_PINS = ["Django==6.1.3", "zappa==0.63.0"]
 TARGET_WEB_SECONDS = 0.5
 TARGET_WEB_RATIO = 0.4
 TARGET_EXECUTOR_SECONDS = 0.3
-
-
-def rest_event(
-    method: str, path: str, headers: dict | None = None, body: dict | None = None
-) -> dict:
-    headers = {"Host": API_HOST, "X-Forwarded-Proto": "https", **(headers or {})}
-    return {
-        "resource": "/{proxy+}",
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": {"proxy": path.lstrip("/")},
-        "stageVariables": None,
-        "requestContext": {"stage": STAGE, "path": f"/{STAGE}{path}", "httpMethod": method},
-        "body": json.dumps(body) if body is not None else None,
-        "isBase64Encoded": False,
-    }
 
 
 # --- the baseline: Zappa as it ships ----------------------------------------------------
@@ -182,8 +160,8 @@ def prepare_state(web_dir: Path, runtime: Path, endpoint: str, receiver_url: str
                 rest_event(
                     "POST",
                     "/api/tasks",
-                    {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-                    {
+                    headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                    body={
                         "action": "webhook",
                         "payload": {"url": receiver_url, "data": {"bench": True}},
                         "runAt": datetime.now(UTC).isoformat(),
@@ -345,7 +323,9 @@ def main() -> int:
         executor_env = function_env(
             f"task-scheduler-{STAGE}-executor", endpoint, WEBHOOK_SIGNING_SECRET=SIGNING_SECRET
         )
-        web_event = rest_event("GET", f"/api/tasks/{task_id}", {"Authorization": f"Bearer {key}"})
+        web_event = rest_event(
+            "GET", f"/api/tasks/{task_id}", headers={"Authorization": f"Bearer {key}"}
+        )
         bare_env = lambda_env("bare-bare", DJANGO_SETTINGS_MODULE="bare.settings")
 
         def ok_200(result: dict) -> None:

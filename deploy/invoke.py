@@ -26,9 +26,14 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
+
+# The API Gateway stage and host the events below come from.
+STAGE = "dev"
+API_HOST = "abc123defg.execute-api.us-east-1.amazonaws.com"
 
 # What the python3.13 Lambda runtime has on its path besides the standard
 # library: boto3, botocore and their dependencies.
@@ -218,3 +223,109 @@ if __name__ == "__main__":  # a quick manual check: python deploy/invoke.py buil
     with tempfile.TemporaryDirectory() as tmp:
         pkg = unpack(Path(sys.argv[1]), Path(tmp) / "task")
         print(sorted(p.name for p in pkg.iterdir()))
+
+
+# --- events as API Gateway sends them ------------------------------------------------
+
+
+def rest_event(
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+    query: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway REST API (payload v1) proxy event, as Zappa's API receives it."""
+    headers = {
+        "Host": API_HOST,
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-For": "203.0.113.7",
+        "User-Agent": "artifact-tests",
+        **(headers or {}),
+    }
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": f"/{STAGE}{path}",
+            "stage": STAGE,
+            "accountId": "123456789012",
+            "apiId": API_HOST.split(".")[0],
+            "domainName": API_HOST,
+            "protocol": "HTTP/1.1",
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": "203.0.113.7", "userAgent": "artifact-tests"},
+        },
+        "body": _body(body),
+        "isBase64Encoded": False,
+    }
+
+
+def _body(body: Any) -> str | None:
+    if body is None or isinstance(body, str):
+        return body  # None, or already encoded (a form)
+    return json.dumps(body)
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+    query: str = "",
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload v2) event on the `dev` stage: rawPath
+    carries the stage, header names are lower case."""
+    headers = {k.lower(): v for k, v in (headers or {}).items()}
+    cookies = headers.pop("cookie", "")
+    headers = {
+        "host": API_HOST,
+        "x-forwarded-proto": "https",
+        "x-forwarded-port": "443",
+        "x-forwarded-for": "203.0.113.7",
+        "user-agent": "artifact-tests",
+        **headers,
+    }
+    raw_path = f"/{STAGE}{path}"
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": API_HOST.split(".")[0],
+            "domainName": API_HOST,
+            "domainPrefix": API_HOST.split(".")[0],
+            "http": {
+                "method": method,
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "artifact-tests",
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": STAGE,
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+            "timeEpoch": int(time.time() * 1000),
+        },
+        # HTTP API sends cookies apart from the headers.
+        **({"cookies": cookies.split("; ")} if cookies else {}),
+        "body": _body(body),
+        "isBase64Encoded": False,
+    }

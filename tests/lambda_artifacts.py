@@ -7,8 +7,6 @@ import base64
 import json
 import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +14,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "deploy"))
 
 from build_lambda import VENV, entry_point, package_path, runtime_stand_in_dir  # noqa: E402
-from invoke import LambdaProcess, lambda_env, unpack  # noqa: E402
+from invoke import (  # noqa: E402
+    API_HOST,
+    STAGE,
+    LambdaProcess,
+    http_event,
+    lambda_env,
+    rest_event,
+    unpack,
+)
 from lambda_package import PackageError, PackageStats, check_extensions, check_size  # noqa: E402
 
 __all__ = [
+    "API_HOST",
+    "STAGE",
     "VENV",
+    "http_event",
+    "rest_event",
     "LambdaProcess",
     "PackageError",
     "PackageStats",
@@ -31,8 +41,6 @@ __all__ = [
     "unpack",
 ]
 
-STAGE = "dev"
-API_HOST = "abc123defg.execute-api.us-east-1.amazonaws.com"
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 # What `make lambda` reads to build; a package older than any of these is rebuilt.
 SOURCES = [
@@ -86,109 +94,6 @@ def function_env(function_name: str, endpoint: str, **extra: str) -> dict[str, s
         SCHEDULER_ROLE_ARN=f"arn:aws:iam::123456789012:role/task-scheduler-{STAGE}-scheduler",
         **extra,
     )
-
-
-def rest_event(
-    method: str,
-    path: str,
-    *,
-    headers: dict[str, str] | None = None,
-    body: Any = None,
-    query: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """An API Gateway REST API (payload v1) proxy event, as Zappa's API receives it."""
-    headers = {
-        "Host": API_HOST,
-        "X-Forwarded-Proto": "https",
-        "X-Forwarded-Port": "443",
-        "X-Forwarded-For": "203.0.113.7",
-        "User-Agent": "artifact-tests",
-        **(headers or {}),
-    }
-    return {
-        "resource": "/{proxy+}",
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
-        "pathParameters": {"proxy": path.lstrip("/")},
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/{proxy+}",
-            "httpMethod": method,
-            "path": f"/{STAGE}{path}",
-            "stage": STAGE,
-            "accountId": "123456789012",
-            "apiId": API_HOST.split(".")[0],
-            "domainName": API_HOST,
-            "protocol": "HTTP/1.1",
-            "requestId": str(uuid.uuid4()),
-            "requestTimeEpoch": int(time.time() * 1000),
-            "identity": {"sourceIp": "203.0.113.7", "userAgent": "artifact-tests"},
-        },
-        "body": _body(body),
-        "isBase64Encoded": False,
-    }
-
-
-def _body(body: Any) -> str | None:
-    if body is None or isinstance(body, str):
-        return body  # None, or already encoded (a form)
-    return json.dumps(body)
-
-
-def http_event(
-    method: str,
-    path: str,
-    *,
-    headers: dict[str, str] | None = None,
-    body: Any = None,
-    query: str = "",
-) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload v2) event on the `dev` stage: rawPath
-    carries the stage, header names are lower case."""
-    headers = {k.lower(): v for k, v in (headers or {}).items()}
-    cookies = headers.pop("cookie", "")
-    headers = {
-        "host": API_HOST,
-        "x-forwarded-proto": "https",
-        "x-forwarded-port": "443",
-        "x-forwarded-for": "203.0.113.7",
-        "user-agent": "artifact-tests",
-        **headers,
-    }
-    raw_path = f"/{STAGE}{path}"
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": raw_path,
-        "rawQueryString": query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": API_HOST.split(".")[0],
-            "domainName": API_HOST,
-            "domainPrefix": API_HOST.split(".")[0],
-            "http": {
-                "method": method,
-                "path": raw_path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.7",
-                "userAgent": "artifact-tests",
-            },
-            "requestId": str(uuid.uuid4()),
-            "routeKey": "$default",
-            "stage": STAGE,
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
-            "timeEpoch": int(time.time() * 1000),
-        },
-        # HTTP API sends cookies apart from the headers.
-        **({"cookies": cookies.split("; ")} if cookies else {}),
-        "body": _body(body),
-        "isBase64Encoded": False,
-    }
 
 
 def set_cookies(response: dict[str, Any]) -> dict[str, str]:
