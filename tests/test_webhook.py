@@ -331,3 +331,63 @@ def test_it_delivers_on_the_connection_opened_early_without_resolving_again(
     assert dns.lookups.count("early.example.test") == 1
     assert connects == [("127.0.0.1", receiver.port)]
     assert len(receiver.log) == 1
+
+
+# --- the executor's checks of a stored payload are the API's -----------------------------
+
+STORED_PAYLOADS = [
+    {"url": "https://example.com/hook", "data": {"a": 1}},
+    {"url": "https://example.com/hook", "method": "put", "headers": {"X-Token": "t"}},
+    {"url": "ftp://example.com/hook"},
+    {"url": "https://user:pw@example.com/hook"},
+    {"url": "https://example.com:99999/hook"},
+    {"url": "http://[::1/hook"},
+    {"url": "http://10.0.0.1/hook"},
+    {"url": "http://169.254.169.254/latest/meta-data/"},
+    {"url": "https://example.com/" + "a" * 2100},
+    {"url": "https://example.com/hook", "method": "GET"},
+    {"url": "https://example.com/hook", "headers": {"webhook-signature": "forged"}},
+    {"url": "https://example.com/hook", "headers": {"bad name": "v"}},
+    {"url": "https://example.com/hook", "headers": {"X-A": "v\r\nInjected: 1"}},
+    {"url": "https://example.com/hook", "headers": {f"X-{i}": "v" for i in range(21)}},
+    {"url": "https://example.com/hook", "extra": True},
+    {"data": {}},
+]
+
+
+@pytest.mark.parametrize("payload", STORED_PAYLOADS)
+def test_the_executor_refuses_exactly_what_the_api_refuses(settings, payload):
+    from pydantic import ValidationError
+
+    from tasks.actions.webhook_payload import WebhookPayload
+
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    try:
+        WebhookPayload.model_validate(payload)
+        api_accepts = True
+    except ValidationError:
+        api_accepts = False
+    try:
+        WebhookAction().prepare(task_id="cd" * 16, payload=payload, attempt=1).close()
+        executor_accepts = True
+    except TransportError as exc:
+        assert exc.permanent and exc.message.startswith("invalid payload: ")
+        executor_accepts = False
+    assert executor_accepts == api_accepts
+
+
+def test_the_executor_imports_no_pydantic():
+    # pydantic is a sixth of the executor's cold start; only validation needs
+    # it. (The executor function loads Django's settings, not its apps.)
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from django.conf import settings; settings.WEBHOOK_TIMEOUT_SECONDS;"
+        "import tasks.executor, tasks.execution, tasks.actions.webhook;"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'ninja'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -1,17 +1,19 @@
 """Action types: one module per type, looked up by name in a small registry.
 
-An action validates its own payload (a pydantic model) and prepares a
-Delivery for one attempt, which the executor connects, sends and receives: an
-Outcome, or a TransportError; the executor records either.
+An action validates a new task's payload (a pydantic model, which only the
+API and the dashboard load) and prepares a Delivery for one attempt, which
+the executor connects, sends and receives: an Outcome, or a TransportError;
+the executor records either.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 class TransportError(Exception):
@@ -56,7 +58,9 @@ class Delivery(Protocol):
 
 class Action(Protocol):
     name: str
-    Payload: type[BaseModel]
+
+    @property
+    def payload_model(self) -> type[BaseModel]: ...
 
     def prepare(
         self, *, task_id: str, payload: dict[str, Any], attempt: int, due_at: datetime | None
