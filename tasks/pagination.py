@@ -16,6 +16,15 @@ _KEYS = {
 }
 
 
+def key_of(item, index_name: str) -> dict:
+    """The index key of a listed item, as DynamoDB's LastEvaluatedKey gives
+    it: the place to start the next page after."""
+    return {
+        attr: {"S": getattr(type(item), attr).serialize(getattr(item, attr))}
+        for attr in sorted(_KEYS[index_name][1])
+    }
+
+
 def encode_cursor(key: dict, index_name: str) -> str:
     raw = json.dumps({"i": index_name, "k": key}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

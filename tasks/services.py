@@ -31,7 +31,7 @@ from tasks.models import (
     STATUSES,
     Task,
 )
-from tasks.pagination import decode_cursor, encode_cursor
+from tasks.pagination import decode_cursor, encode_cursor, key_of
 
 logger = logging.getLogger(__name__)
 
@@ -285,17 +285,21 @@ def task_list(
         index, hash_key, forward = Task.created_at_index, LISTING_ALL, False
     index_name = index.Meta.index_name
     start_key = decode_cursor(cursor, index_name, hash_key) if cursor else None
+    # One item more than the page: whether there is a next page is known now,
+    # so the last page is never an empty one.
     results = index.query(
         hash_key,
         scan_index_forward=forward,
-        limit=limit,
-        page_size=limit,
+        limit=limit + 1,
+        page_size=limit + 1,
         last_evaluated_key=start_key,
     )
     items = list(results)
-    next_key = results.last_evaluated_key if len(items) == limit else None
+    if len(items) <= limit:
+        return TaskPage(items=items, next_cursor=None)
+    items = items[:limit]
     return TaskPage(
-        items=items, next_cursor=encode_cursor(next_key, index_name) if next_key else None
+        items=items, next_cursor=encode_cursor(key_of(items[-1], index_name), index_name)
     )
 
 

@@ -330,6 +330,7 @@ def _all_pages(api, **params) -> tuple[list[str], int]:
         page = response.json()
         assert set(page) == {"items", "nextCursor"}
         assert len(page["items"]) <= int(params.get("limit", 20))
+        assert page["items"] or pages == 0, "a cursor led to an empty page"
         ids += [item["id"] for item in page["items"]]
         pages += 1
         cursor = page["nextCursor"]
@@ -343,6 +344,36 @@ def test_it_lists_tasks_newest_first_page_by_page(api):
     listed, pages = _all_pages(api, limit=2)
     assert listed == list(reversed(ids))
     assert pages == 3
+
+
+@pytest.fixture
+def dynamodb_paging(monkeypatch):
+    """Queries answer as DynamoDB does: a Query that stops at its Limit
+    carries a LastEvaluatedKey even when nothing comes after (moto leaves it
+    out then), so a client that trusts it makes one more, empty, page."""
+    from tasks.pagination import _KEYS
+
+    real = Connection.query
+
+    def like_dynamodb(self, *args, **kwargs):
+        data = real(self, *args, **kwargs)
+        items, limit = data.get("Items", []), kwargs.get("limit")
+        if limit and len(items) == limit and "LastEvaluatedKey" not in data:
+            attrs = _KEYS[kwargs["index_name"]][1]
+            data["LastEvaluatedKey"] = {a: items[-1][a] for a in attrs}
+        return data
+
+    monkeypatch.setattr(Connection, "query", like_dynamodb)
+
+
+def test_it_ends_on_a_full_page_when_the_count_is_a_multiple_of_the_limit(api, dynamodb_paging):
+    ids = _create(api, 4)
+    listed, pages = _all_pages(api, limit=2)
+    assert listed == list(reversed(ids))
+    assert pages == 2
+    listed, pages = _all_pages(api, order="due", limit=4)
+    assert sorted(listed) == sorted(ids)
+    assert pages == 1
 
 
 def test_it_lists_one_status_only(api):
