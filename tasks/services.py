@@ -189,6 +189,14 @@ def task_create(
             raise TaskConflict(
                 "this Idempotency-Key was already used with a different request"
             ) from None
+        if existing.status == STATUS_FAILED and existing.attempts == 0:
+            # The first request got a 503: its schedule could not be made and
+            # the task never ran. The client's retry tries the schedule again.
+            expected = (Task.status == STATUS_FAILED) & (Task.attempts == 0)
+            try:
+                return _reschedule(existing, expected, due=max(run_at, now())), False
+            except TaskConflict:  # a concurrent retry did it
+                return task_get(task_id=task_id), False
         return existing, False
     schedule_or_fail(task)
     return task, True
@@ -355,7 +363,7 @@ def task_run_now(*, task_id: str) -> Task:
     current = task_get(task_id=task_id)
     if current.status != STATUS_SCHEDULED:
         raise TaskConflict(f"task is {current.status}; only a scheduled task can be run now")
-    return _reschedule(current, Task.status == STATUS_SCHEDULED, extra_attempts=0)
+    return _reschedule(current, Task.status == STATUS_SCHEDULED)
 
 
 def task_retry(*, task_id: str) -> Task:
@@ -371,20 +379,22 @@ def task_retry(*, task_id: str) -> Task:
     return _reschedule(current, expected, extra_attempts=budget)
 
 
-def _reschedule(current: Task, expected, *, extra_attempts: int) -> Task:
+def _reschedule(
+    current: Task, expected, *, extra_attempts: int = 0, due: datetime | None = None
+) -> Task:
+    """Make the task's next attempt due at `due` (now by default), under a
+    new schedule; a failed task is scheduled again (its error cleared)."""
     seq = current.schedule_seq + 1
-    due = now()
     actions = [
         Task.status.set(STATUS_SCHEDULED),
-        Task.due_at.set(due),
+        Task.due_at.set(due or now()),
         Task.schedule_name.set(f"{current.id}-{seq}"),
         Task.schedule_seq.set(seq),
     ]
     if extra_attempts:
-        actions += [
-            Task.max_attempts.set(current.attempts + extra_attempts),
-            Task.error.remove(),
-        ]
+        actions.append(Task.max_attempts.set(current.attempts + extra_attempts))
+    if current.status != STATUS_SCHEDULED:
+        actions.append(Task.error.remove())
     # The sequence check makes two concurrent reschedules of the same task
     # resolve to one.
     condition = expected & (Task.schedule_seq == current.schedule_seq)

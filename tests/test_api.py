@@ -257,6 +257,31 @@ def test_it_answers_503_and_stores_the_task_failed_when_scheduling_fails(
     assert schedules == []
 
 
+def test_a_retried_create_after_a_503_schedules_the_task(api, settings, monkeypatch):
+    body = task_body()
+    real_create = scheduler.client().create_schedule
+    _fail_create_schedule(
+        monkeypatch, EndpointConnectionError(endpoint_url="https://scheduler.example")
+    )
+    first = api.post("/api/tasks", body, **{"Idempotency-Key": "order-44"})
+    assert first.status_code == 503
+
+    monkeypatch.setattr(scheduler.client(), "create_schedule", real_create)
+    second = api.post("/api/tasks", body, **{"Idempotency-Key": "order-44"})
+    assert second.status_code == 201, second.content
+    task = second.json()
+    [stored] = stored_tasks()
+    assert task["id"] == stored.id and task["id"] in first.json()["detail"]
+    assert task["status"] == "scheduled" and task["error"] is None
+    assert stored.status == "scheduled"
+    assert schedule_exists(settings, stored.schedule_name)
+    # And a third time is a plain replay: the same task, one schedule.
+    third = api.post("/api/tasks", body, **{"Idempotency-Key": "order-44"})
+    assert third.status_code == 201 and third.json()["id"] == task["id"]
+    schedules = scheduler.client().list_schedules(GroupName=settings.SCHEDULE_GROUP)["Schedules"]
+    assert [s["Name"] for s in schedules] == [stored.schedule_name]
+
+
 # --- the original's path -------------------------------------------------------------
 
 ORIGINAL_CURL_BODY = """{
