@@ -38,6 +38,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees the 404/405 answers Django and ninja make as text.
+    "scheduler_site.middleware.ApiJsonErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "scheduler_site.urls"

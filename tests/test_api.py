@@ -282,6 +282,31 @@ def test_a_retried_create_after_a_503_schedules_the_task(api, settings, monkeypa
     assert [s["Name"] for s in schedules] == [stored.schedule_name]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("delete", "/api/tasks", 405, {"GET", "POST"}),
+        ("put", "/api/tasks/" + "ab" * 16, 405, {"GET"}),
+        ("get", "/schedule-task", 405, {"POST"}),
+        ("get", "/api/no-such-route", 404, None),
+    ],
+)
+def test_the_api_answers_unknown_routes_and_methods_in_json(
+    client, api_key, method, path, status, allow
+):
+    response = getattr(client, method)(path, headers={"Authorization": f"Bearer {api_key}"})
+    assert response.status_code == status
+    assert response.json() == {"detail": {404: "Not Found", 405: "Method not allowed"}[status]}
+    if allow:
+        assert {m.strip() for m in response["Allow"].split(",")} == allow
+
+
+def test_the_dashboard_keeps_its_own_404(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert not response["Content-Type"].startswith("application/json")
+
+
 # --- the original's path -------------------------------------------------------------
 
 ORIGINAL_CURL_BODY = """{
