@@ -127,6 +127,10 @@ REFUSED = [
     ("240.0.0.1", "private"),
     ("255.255.255.255", "private"),
     ("198.18.0.1", "private"),
+    # IPv6 forms that carry an IPv4 address: NAT64 (refused whole), 6to4, Teredo.
+    ("64:ff9b::a00:1", "reserved"),
+    ("2002:a00:1::", "private"),
+    ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "private"),
 ]
 
 
