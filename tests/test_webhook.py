@@ -395,3 +395,66 @@ def test_the_executor_imports_no_pydantic():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# --- HTTPS: the certificate is verified, against the host name -------------------------
+
+
+@pytest.fixture
+def tls_receiver(settings, monkeypatch, tmp_path):
+    """An HTTPS receiver on 127.0.0.1 whose certificate, for `localhost`, is
+    issued by a test CA. trust(ca) puts a CA in the standard library's default
+    trust store (SSL_CERT_FILE, as one would for a private CA in production)."""
+    import ssl
+
+    import trustme
+    from pytest_httpserver import HTTPServer
+
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True  # localhost is loopback
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=server_context)
+
+    def trust(authority: trustme.CA) -> None:
+        bundle = tmp_path / "ca.pem"
+        bundle.write_bytes(authority.cert_pem.bytes())
+        monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+
+    server.trust = trust
+    server.ca = ca
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+def test_it_delivers_over_https_to_a_certificate_it_trusts(tls_receiver):
+    tls_receiver.trust(tls_receiver.ca)
+    tls_receiver.expect_request("/hook", method="POST").respond_with_data("ok")
+    send(f"https://localhost:{tls_receiver.port}/hook")
+    [(request, _response)] = tls_receiver.log
+    assert request.headers["webhook-id"] == "cd" * 16
+    assert request.headers["webhook-signature"].startswith("v1,")
+
+
+def test_it_refuses_a_certificate_it_does_not_trust(tls_receiver):
+    import trustme
+
+    tls_receiver.trust(trustme.CA())  # some other CA
+    tls_receiver.expect_request("/hook").respond_with_data("ok")
+    with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
+        send(f"https://localhost:{tls_receiver.port}/hook")
+    assert tls_receiver.log == []
+
+
+def test_it_checks_the_certificate_against_the_host_name_not_the_address(tls_receiver, dns):
+    # The guard connects to the checked address; TLS still verifies the name
+    # in the URL, which the certificate (for localhost) does not cover.
+    tls_receiver.trust(tls_receiver.ca)
+    dns["hooks.example.test"] = ["127.0.0.1"]
+    tls_receiver.expect_request("/hook").respond_with_data("ok")
+    with pytest.raises(TransportError, match="Hostname mismatch|doesn't match"):
+        send(f"https://hooks.example.test:{tls_receiver.port}/hook")
+    assert tls_receiver.log == []
