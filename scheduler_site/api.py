@@ -12,7 +12,7 @@ from ninja import Header, NinjaAPI
 from ninja.security import HttpBearer
 
 from tasks import access
-from tasks.api import ERRORS, create_task, router
+from tasks.api import CREATE_RESPONSES, create_task, router
 from tasks.errors import (
     InvalidCursor,
     InvalidTask,
@@ -21,7 +21,7 @@ from tasks.errors import (
     TaskError,
     TaskNotFound,
 )
-from tasks.schemas import ErrorOut, TaskIn, TaskOut
+from tasks.schemas import TaskIn
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +90,7 @@ for ninja_api in (api, alias_api):
     ninja_api.exception_handler(TaskError)(task_error)
 
 
-@alias_api.post(
-    "/schedule-task", response={201: TaskOut, 413: ErrorOut, 422: dict, **ERRORS}, by_alias=True
-)
+@alias_api.post("/schedule-task", response=CREATE_RESPONSES, by_alias=True)
 def schedule_task(
     request: HttpRequest,
     body: TaskIn,

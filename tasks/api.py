@@ -13,7 +13,15 @@ from tasks.schemas import ErrorOut, TaskDetailOut, TaskIn, TaskOut, TaskPageOut
 
 router = Router(tags=["tasks"])
 
-ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut}
+
+def errors(*codes: int) -> dict:
+    """The error answers a route can give, for its OpenAPI entry: 401 on
+    every route, and each of `codes`, all as {"detail": ...}."""
+    return {code: ErrorOut for code in (401, *codes)}
+
+
+# 422 is ninja's shape, {"detail": [...]}; 400 is a body that is not JSON.
+CREATE_RESPONSES = {201: TaskOut, 422: dict, **errors(400, 409, 413, 503)}
 
 
 class ListFilters(Schema):
@@ -25,7 +33,7 @@ class ListFilters(Schema):
 
 @router.post(
     "",
-    response={201: TaskOut, 413: ErrorOut, 422: dict, **ERRORS},
+    response=CREATE_RESPONSES,
     by_alias=True,
     summary="Schedule a task",
 )
@@ -45,7 +53,12 @@ def create_task(
     return Status(201, task)
 
 
-@router.get("", response={200: TaskPageOut, **ERRORS}, by_alias=True, summary="List tasks")
+@router.get(
+    "",
+    response={200: TaskPageOut, 422: dict, **errors(400)},
+    by_alias=True,
+    summary="List tasks",
+)
 def list_tasks(request: HttpRequest, filters: Query[ListFilters]):
     page = services.task_list(
         status=filters.status, order=filters.order, limit=filters.limit, cursor=filters.cursor
@@ -54,7 +67,7 @@ def list_tasks(request: HttpRequest, filters: Query[ListFilters]):
 
 
 @router.get(
-    "/{task_id}", response={200: TaskDetailOut, **ERRORS}, by_alias=True, summary="Get a task"
+    "/{task_id}", response={200: TaskDetailOut, **errors(404)}, by_alias=True, summary="Get a task"
 )
 def get_task(request: HttpRequest, task_id: str):
     return services.task_get(task_id=task_id)
@@ -62,7 +75,7 @@ def get_task(request: HttpRequest, task_id: str):
 
 @router.post(
     "/{task_id}/cancel",
-    response={200: TaskOut, **ERRORS},
+    response={200: TaskOut, **errors(404, 409)},
     by_alias=True,
     summary="Cancel a scheduled task",
 )

@@ -93,6 +93,22 @@ def test_it_documents_every_route_with_bearer_auth(client):
             assert operation["security"] == [{"ApiKeyAuth": []}]
 
 
+def test_it_documents_the_statuses_each_route_can_answer(client):
+    # As the README's route table lists them.
+    paths = client.get("/api/openapi.json").json()["paths"]
+    documented = {
+        (method.upper(), path): {int(code) for code in operation["responses"]}
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+    }
+    assert documented == {
+        ("POST", "/api/tasks"): {201, 400, 401, 409, 413, 422, 503},
+        ("GET", "/api/tasks"): {200, 400, 401, 422},
+        ("GET", "/api/tasks/{task_id}"): {200, 401, 404},
+        ("POST", "/api/tasks/{task_id}/cancel"): {200, 401, 404, 409},
+    }
+
+
 # --- create -------------------------------------------------------------------------
 
 
