@@ -223,6 +223,31 @@ def test_it_lists_tasks_with_counts_per_status(dash):
     assert f'data-task-id="{keep.id}"' not in cancelled
 
 
+def test_its_counts_stop_at_the_cap_and_read_no_further(dash, monkeypatch):
+    # Counting reads every entry it counts; the list polls its counts, so they
+    # stop at services.COUNT_CAP (1000; 3 here) and show "3+".
+    from pynamodb.connection.base import Connection
+
+    monkeypatch.setattr(services, "COUNT_CAP", 3)
+    tasks = [make_task() for _ in range(7)]
+    services.task_cancel(task_id=tasks[0].id)  # 6 scheduled, 1 cancelled
+    counted: dict[str, int] = {}
+    real_query = Connection.query
+
+    def query(self, table_name, hash_key, *args, **kwargs):
+        page = real_query(self, table_name, hash_key, *args, **kwargs)
+        if kwargs.get("select") == "COUNT":
+            counted[hash_key] = counted.get(hash_key, 0) + page["Count"]
+        return page
+
+    monkeypatch.setattr(Connection, "query", query)
+    html = dash.get("/").content.decode()
+    assert re.search(r'data-count="scheduled">\s*<span class="count-n">3\+<', html)
+    assert re.search(r'data-count="cancelled">\s*<span class="count-n">1<', html)
+    assert re.search(r'data-count="all">\s*<span class="count-n">4\+<', html)
+    assert counted["scheduled"] == 4  # the cap and one more, not all 6
+
+
 def test_it_orders_by_next_due(dash):
     late = make_task(timedelta(hours=5))
     soon = make_task(timedelta(minutes=30))

@@ -61,8 +61,8 @@ def task_list(request: HttpRequest) -> HttpResponse:
         "tasks": page.items,
         "next_url": _list_url(status, order, page.next_cursor) if page.next_cursor else None,
         "first_url": _list_url(status, order) if cursor else None,
-        "counts": [(s, counts.get(s, 0), _list_url(s, order)) for s in STATUSES],
-        "total": sum(counts.values()),
+        "counts": [(s, _shown_count(counts[s]), _list_url(s, order)) for s in STATUSES],
+        "total": _shown_count(*counts.values()),
         "all_url": _list_url(None, order),
         "orders": [(o, label, _list_url(status, o)) for o, label in ORDER_LABELS.items()],
         "status": status,
@@ -72,6 +72,14 @@ def task_list(request: HttpRequest) -> HttpResponse:
     }
     template = "tasks/_task_list_live.html" if _is_htmx(request) else "tasks/task_list.html"
     return render_page(request, template, context)
+
+
+def _shown_count(*counts: int) -> str:
+    """The sum of task_counts() values as the dashboard shows it: a count
+    above services.COUNT_CAP adds the cap and a "+" ("1,000+")."""
+    cap = services.COUNT_CAP
+    shown = f"{sum(min(n, cap) for n in counts):,}"
+    return shown + "+" if any(n > cap for n in counts) else shown
 
 
 def _list_url(status: str | None, order: str, cursor: str | None = None) -> str:
