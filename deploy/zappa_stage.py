@@ -8,6 +8,7 @@ Zappa does not package again. zappa_settings.json holds what is the same for
 every account; this script adds, in a settings file that lives only while
 Zappa runs (mode 0600, then deleted):
 - role_arn of each function, from Terraform (manage_roles is false);
+- the executor's dead_letter_arn: Terraform's dlq_arn;
 - aws_environment_variables: Terraform's `zappa_environment_variables`
   (tables, schedule group, executor ARN, scheduler role, DLQ), the hosts, and
   the secrets DJANGO_SECRET_KEY (both) and WEBHOOK_SIGNING_SECRET (executor
@@ -133,6 +134,10 @@ def render(
                 or f"task-scheduler-{stage}-zappa-{account}",
             }
         )
+        if kind == "executor":
+            # EventBridge Scheduler invokes it asynchronously: what it fails
+            # (and Lambda's two retries of it) lands in the dead-letter queue.
+            settings[name]["dead_letter_arn"] = outputs["dlq_arn"]
     return settings
 
 

@@ -41,7 +41,7 @@ def _run(event: Any) -> dict:
         return {"taskId": None, "result": "ignored"}
     problem = _signing_secret_problem()
     if problem:
-        # Fail the invocation (EventBridge retries, then the DLQ) rather than
+        # Fail the invocation (Lambda retries it, then the DLQ) rather than
         # claim the task and send it unsigned, or fail it for good over a
         # configuration mistake.
         raise ExecutorError(problem)

@@ -212,6 +212,16 @@ data "aws_iam_policy_document" "executor" {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.executor.arn}:*"]
   }
+
+  # EventBridge Scheduler invokes the executor asynchronously: an invocation
+  # that fails (an ExecutorError, a timeout) is retried by Lambda, twice, and
+  # then Lambda sends it to the function's dead-letter queue with this role
+  # (the executor's DeadLetterConfig, which make deploy sets to this queue).
+  statement {
+    sid       = "DeadLetterQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.scheduler_dlq.arn]
+  }
 }
 
 resource "aws_iam_role" "executor" {

@@ -1,6 +1,9 @@
-# The group every task's one-time schedule is created in, and the queue
-# EventBridge Scheduler puts an invocation in when it gives up on it
-# (after SCHEDULER_MAX_RETRY_ATTEMPTS / SCHEDULER_MAX_EVENT_AGE_SECONDS).
+# The group every task's one-time schedule is created in, and the
+# dead-letter queue of both halves of an invocation: EventBridge Scheduler
+# puts one there when it gives up delivering it to Lambda (after
+# SCHEDULER_MAX_RETRY_ATTEMPTS / SCHEDULER_MAX_EVENT_AGE_SECONDS), and Lambda
+# when the executor failed it and its own two retries (the function's
+# DeadLetterConfig).
 
 resource "aws_scheduler_schedule_group" "tasks" {
   name = local.prefix
@@ -41,11 +44,11 @@ resource "aws_sqs_queue_policy" "scheduler_dlq" {
   policy    = data.aws_iam_policy_document.scheduler_dlq.json
 }
 
-# A message in the dead-letter queue is a task whose executor was never run:
-# say so instead of waiting for someone to look.
+# A message in the dead-letter queue is a task whose executor never ran or
+# never finished: say so instead of waiting for someone to look.
 resource "aws_cloudwatch_metric_alarm" "scheduler_dlq_not_empty" {
   alarm_name          = "${local.prefix}-scheduler-dlq-not-empty"
-  alarm_description   = "EventBridge Scheduler could not invoke the executor for some task; see the queue ${aws_sqs_queue.scheduler_dlq.name}."
+  alarm_description   = "The executor was not invoked for some task, or failed it after its retries; see the queue ${aws_sqs_queue.scheduler_dlq.name}."
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = aws_sqs_queue.scheduler_dlq.name }

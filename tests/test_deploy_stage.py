@@ -25,6 +25,7 @@ def terraform_outputs(stage: str, region: str = "us-east-1") -> dict:
         "scheduler_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{prefix}-scheduler",
         "web_function_name": prefix,
         "executor_function_name": f"{prefix}-executor",
+        "dlq_arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{prefix}-scheduler-dlq",
         "zappa_environment_variables": {
             "SCHEDULER_TABLE_PREFIX": prefix,
             "TASKS_TABLE": f"{prefix}-tasks",
@@ -100,6 +101,12 @@ def test_it_wires_terraform_outputs_and_secrets_into_both_functions(tmp_path):
     assert web["role_arn"] == f"arn:aws:iam::{ACCOUNT}:role/task-scheduler-dev-web"
     assert executor["role_arn"] == f"arn:aws:iam::{ACCOUNT}:role/task-scheduler-dev-executor"
     assert web["aws_region"] == executor["aws_region"] == "us-east-1"
+    # EventBridge Scheduler invokes the executor asynchronously: what it fails
+    # after Lambda's retries goes to the dead-letter queue (the web: no queue).
+    assert executor["dead_letter_arn"] == (
+        f"arn:aws:sqs:us-east-1:{ACCOUNT}:task-scheduler-dev-scheduler-dlq"
+    )
+    assert "dead_letter_arn" not in web
     for env in (web["aws_environment_variables"], executor["aws_environment_variables"]):
         assert env["EXECUTOR_FUNCTION_ARN"].endswith(":function:task-scheduler-dev-executor")
         assert env["TASKS_TABLE"] == "task-scheduler-dev-tasks"

@@ -390,7 +390,7 @@ def test_it_refuses_to_run_without_a_usable_signing_secret(
     receiver.expect_request("/hook").respond_with_data("ok")
     task = due_task(receiver.url_for("/hook"))
     settings.WEBHOOK_SIGNING_SECRET = secret
-    # The invocation fails (EventBridge retries it, then the dead-letter
+    # The invocation fails (Lambda retries it, then the dead-letter
     # queue) and the task is left untouched for a later try.
     with pytest.raises(ExecutorError, match=f"^{message}"):
         run_task({"task_id": task.id})

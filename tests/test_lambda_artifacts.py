@@ -457,7 +457,7 @@ def test_it_never_runs_a_task_twice_when_the_executor_raises_type_error(
         reply = process.request({"event": event})
         calls = process.run("result = artifact_calls")
 
-    # The invocation fails (so EventBridge retries it, then the dead-letter
+    # The invocation fails (so Lambda retries it, then the dead-letter
     # queue gets it) instead of Zappa calling run_task again.
     assert reply.get("error") == "ExecutorError", reply
     assert calls == {"claim": 1, "record": 1}

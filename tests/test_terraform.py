@@ -29,8 +29,9 @@ CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 # narrower resource. None are needed today.
 RESOURCE_STAR_JUSTIFIED: dict[tuple[str, str], str] = {}
 # Services whose grants are used by AWS on the role's behalf, not by the
-# code: Lambda writes the logs; API Gateway invokes the web function.
-USED_BY_AWS_NOT_THE_CODE = ("logs:", "lambda:")
+# code: Lambda writes the logs and sends failed async invocations of the
+# executor to its dead-letter queue; API Gateway invokes the web function.
+USED_BY_AWS_NOT_THE_CODE = ("logs:", "lambda:", "sqs:")
 
 
 @pytest.fixture(scope="module")
@@ -410,4 +411,8 @@ def test_it_scopes_what_aws_does_with_the_function_roles_to_their_own_function(s
         if role == "web":  # API Gateway invokes the web function with the web role
             arn = f"arn:aws:lambda:{account}:function:{function}"
             expected |= {("lambda:InvokeFunction", arn), ("lambda:InvokeFunction", f"{arn}:*")}
+        else:  # Lambda sends what the executor failed to its dead-letter queue
+            expected |= {
+                ("sqs:SendMessage", f"arn:aws:sqs:{account}:task-scheduler-dev-scheduler-dlq")
+            }
         assert grants == expected, role
