@@ -97,6 +97,19 @@ def task_claim(*, task_id: str) -> Task | None:
     )
 
 
+def task_running(*, task_id: str) -> Task | None:
+    """The task if it is running (its status and lease only); else None.
+    Read only when a claim failed, to tell a task being (or stuck) running
+    from one that is finished, cancelled or not yet due."""
+    try:
+        task = Task.get(
+            task_id, consistent_read=True, attributes_to_get=["id", "status", "lease_expires_at"]
+        )
+    except Task.DoesNotExist:
+        return None
+    return task if task.status == STATUS_RUNNING else None
+
+
 @dataclass
 class _Attempted:
     started: datetime

@@ -3,7 +3,8 @@
 On AWS, EventBridge Scheduler invokes the executor Lambda with the schedule's
 Input, {"command": "tasks.executor.run_task", "task_id": ...}; Zappa's handler
 routes the command here. Delivery is at least once: the conditional claim in
-execution.task_claim makes a duplicate a no-op.
+execution.task_claim makes a duplicate a no-op, or, while the task is running,
+a failed invocation that Lambda retries (see _run).
 """
 
 from __future__ import annotations
@@ -48,10 +49,31 @@ def _run(event: Any) -> dict:
     _wait_until_nearly_due(event.get("due_at"))
     task = execution.task_claim(task_id=task_id)
     if task is None:
+        running = execution.task_running(task_id=task_id)
+        if running is not None:
+            # Another invocation holds the task, or one died holding it. Fail
+            # this one: Lambda retries it later, when the task has finished
+            # (and it is a no-op), or, if it is still running after Lambda's
+            # retries, sends it to the dead-letter queue, whose alarm fetches
+            # an operator to cancel or retry the stuck task.
+            raise ExecutorError(_running_message(running))
         logger.info("task %s: not due or not scheduled; delivery ignored", task_id)
         return {"taskId": task_id, "result": "skipped"}
     task = execution.task_execute(task)
     return {"taskId": task_id, "result": task.status}
+
+
+def _running_message(task: Any) -> str:
+    from datetime import UTC, datetime
+
+    lease = task.lease_expires_at
+    if lease is not None and lease < datetime.now(UTC):
+        return (
+            f"task {task.id} is stuck running: its executor stopped before recording "
+            f"the outcome (lease lapsed {lease.isoformat()}); cancel or retry it"
+        )
+    until = f" until {lease.isoformat()}" if lease else ""
+    return f"task {task.id} is running under another invocation{until}; retry later"
 
 
 def _wait_until_nearly_due(due_at: Any) -> None:

@@ -179,11 +179,11 @@ data "aws_iam_policy_document" "executor_trust" {
 
 data "aws_iam_policy_document" "executor" {
   # Claim (a conditional UpdateItem that returns the task), record the
-  # attempt, mark a task whose retry could not be scheduled failed: updates
-  # only, the executor never reads a task otherwise.
+  # attempt, mark a task whose retry could not be scheduled failed; and, only
+  # when a claim fails, read whether the task is running (GetItem).
   statement {
     sid       = "Tasks"
-    actions   = ["dynamodb:UpdateItem"]
+    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]
     resources = [aws_dynamodb_table.tasks.arn]
   }
 

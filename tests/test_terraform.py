@@ -18,8 +18,8 @@ import pytest
 from django.conf import settings as django_settings
 from pynamodb.attributes import TTLAttribute
 
-from tasks import access, scheduler, services
-from tasks.executor import run_task
+from tasks import access, execution, scheduler, services
+from tasks.executor import ExecutorError, run_task
 from tasks.models import MODELS, STATUS_FAILED, Task
 from tests.terraform_stack import TERRAFORM_DIR, Stack
 
@@ -374,11 +374,15 @@ def test_it_grants_the_executor_role_exactly_what_running_a_task_calls(
     ok, _ = services.task_create(**_webhook(httpserver.url_for("/ok")), run_at=now)
     down, _ = services.task_create(**_webhook(httpserver.url_for("/down")), run_at=now)
     unlucky, _ = services.task_create(**_webhook(httpserver.url_for("/down")), run_at=now)
+    busy, _ = services.task_create(**_webhook(httpserver.url_for("/ok")), run_at=now)
+    assert execution.task_claim(task_id=busy.id) is not None  # another invocation runs it
 
     with recorder.recording():
         assert run_task({"task_id": ok.id})["result"] == "completed"
         assert run_task({"task_id": ok.id})["result"] == "skipped"  # a duplicate delivery
         assert run_task({"task_id": down.id})["result"] == "scheduled"  # a retry, a new schedule
+        with pytest.raises(ExecutorError):  # found running: read, then failed for a retry
+            run_task({"task_id": busy.id})
 
     def unavailable(**kwargs):
         raise scheduler.SchedulerError("ThrottlingException: slow down")
