@@ -120,6 +120,7 @@ def operator_authenticate(*, username: str, password: str) -> Operator | None:
         make_password(password)  # same work as a real check: no user enumeration by timing
         return None
     if operator.locked_until and operator.locked_until > _now():
+        make_password(password)  # the same time as any other refusal
         raise LoginLocked("too many failed logins; try again later")
     if check_password(password, operator.password_hash):
         if operator.failed_logins:

@@ -142,10 +142,27 @@ def test_it_locks_the_account_after_repeated_failed_logins(client, operator):
     for _ in range(access.LOGIN_MAX_FAILURES):
         assert log_in(client, password="guess").status_code == 400
     response = log_in(client)  # even the right password, for a while
-    assert response.status_code == 429
-    assert b"locked" in response.content
+    assert response.status_code == 400
+    assert b"locked for 15 minutes" in response.content
     assert client.get("/").status_code == 302
     assert Operator.get("alice").locked_until > datetime.now(UTC)
+
+
+def test_its_lockout_does_not_tell_which_accounts_exist(client, operator):
+    # Locked (alice exists), unknown (mallory): the same answer, word for word.
+    for _ in range(access.LOGIN_MAX_FAILURES):
+        log_in(client, password="guess")
+
+    def answer(username: str) -> tuple[int, str]:
+        response = log_in(client, username=username, password="guess")
+        errors = re.findall(
+            r'<[^>]*class="[^"]*error[^"]*"[^>]*>(.*?)</', response.content.decode()
+        )
+        return response.status_code, errors
+
+    locked, unknown = answer("alice"), answer("mallory")
+    assert locked == unknown
+    assert locked[0] == 400 and any("Wrong username or password" in e for e in locked[1])
 
 
 def test_it_refuses_a_login_without_its_csrf_token(operator):

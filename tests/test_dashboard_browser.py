@@ -111,7 +111,7 @@ def test_it_logs_in(page, stack):
 
 def test_it_refuses_a_wrong_password(page, stack):
     log_in(page, stack, password="not-the-password")
-    expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
+    expect(page.get_by_role("alert")).to_contain_text("Wrong username or password.")
     expect(page).to_have_url(re.compile(r"/login/$"))
     page.goto(stack.url)
     expect(page).to_have_url(re.compile(r"/login/"))

@@ -140,18 +140,18 @@ def login_view(request: HttpRequest) -> HttpResponse:
                 username=form.cleaned_data["username"], password=form.cleaned_data["password"]
             )
         except access.LoginLocked:
-            form.add_error(
-                None,
-                f"Too many failed logins: this account is locked for "
-                f"{access.LOGIN_LOCK_MINUTES} minutes.",
-            )
-            status = 429
-        else:
-            if operator is not None:
-                _start_session(request, operator)
-                return redirect(_safe_next(request, next_url))
-            form.add_error(None, "Wrong username or password.")
-            status = 400
+            operator = None
+        if operator is not None:
+            _start_session(request, operator)
+            return redirect(_safe_next(request, next_url))
+        # One answer for a wrong password, an unknown user and a locked
+        # account, so that the lockout does not reveal which accounts exist.
+        form.add_error(
+            None,
+            f"Wrong username or password. After {access.LOGIN_MAX_FAILURES} failed "
+            f"attempts an account is locked for {access.LOGIN_LOCK_MINUTES} minutes.",
+        )
+        status = 400
     elif request.method == "POST":
         status = 400
     response = render(
