@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from tasks.models import Task
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +66,9 @@ def _run(event: Any) -> dict:
     return {"taskId": task_id, "result": task.status}
 
 
-def _running_message(task: Any) -> str:
-    from datetime import UTC, datetime
-
+def _running_message(task: Task) -> str:
     lease = task.lease_expires_at
-    if lease is not None and lease < datetime.now(UTC):
+    if task.is_stuck:
         return (
             f"task {task.id} is stuck running: its executor stopped before recording "
             f"the outcome (lease lapsed {lease.isoformat()}); cancel or retry it"
