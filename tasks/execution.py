@@ -23,7 +23,7 @@ from tasks.models import (
     Attempt,
     Task,
 )
-from tasks.services import conditional_update, now, schedule_or_fail
+from tasks.services import conditional_update, next_schedule, now, schedule_or_fail
 
 logger = logging.getLogger(__name__)
 
@@ -202,13 +202,9 @@ def task_execute(task: Task) -> Task:
         Task.error.set(error) if error else Task.error.remove(),
     ]
     if status == STATUS_SCHEDULED:
-        seq = task.schedule_seq + 1
         retry_at = finished + timedelta(seconds=retry_delay(task.attempts, retry_after))
-        actions += [
-            Task.due_at.set(retry_at),
-            Task.schedule_name.set(f"{task.id}-{seq}"),
-            Task.schedule_seq.set(seq),
-        ]
+        schedule_actions, schedule_name, seq = next_schedule(task, retry_at)
+        actions += schedule_actions
     # Only the executor moves a task out of running, or an operator once its
     # lease has lapsed (long after its Lambda timed out): so this succeeds.
     recorded = conditional_update(task.id, actions, Task.status == STATUS_RUNNING, read_back=False)
@@ -218,7 +214,7 @@ def task_execute(task: Task) -> Task:
     task.status, task.error = status, error
     task.attempt_history = [*(task.attempt_history or []), attempt]
     if status == STATUS_SCHEDULED:
-        task.due_at, task.schedule_name, task.schedule_seq = retry_at, f"{task.id}-{seq}", seq
+        task.due_at, task.schedule_name, task.schedule_seq = retry_at, schedule_name, seq
         # A failure to schedule the retry is recorded on the task as failed.
         with contextlib.suppress(SchedulingFailed):
             schedule_or_fail(task)

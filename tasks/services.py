@@ -364,6 +364,16 @@ def conditional_update(
     return task
 
 
+def next_schedule(task: Task, due: datetime) -> tuple[list, str, int]:
+    """The actions that make the task's next attempt due at `due` under a new
+    schedule (named by the task id and a sequence number), with that name and
+    number."""
+    seq = task.schedule_seq + 1
+    name = f"{task.id}-{seq}"
+    actions = [Task.due_at.set(due), Task.schedule_name.set(name), Task.schedule_seq.set(seq)]
+    return actions, name, seq
+
+
 def _stuck():
     """A running task whose executor's claim has lapsed: it died."""
     return (Task.status == STATUS_RUNNING) & (Task.lease_expires_at < now())
@@ -409,13 +419,8 @@ def _reschedule(
 ) -> Task:
     """Make the task's next attempt due at `due` (now by default), under a
     new schedule; a failed task is scheduled again (its error cleared)."""
-    seq = current.schedule_seq + 1
-    actions = [
-        Task.status.set(STATUS_SCHEDULED),
-        Task.due_at.set(due or now()),
-        Task.schedule_name.set(f"{current.id}-{seq}"),
-        Task.schedule_seq.set(seq),
-    ]
+    schedule_actions, _name, _seq = next_schedule(current, due or now())
+    actions = [Task.status.set(STATUS_SCHEDULED), *schedule_actions]
     if extra_attempts:
         actions.append(Task.max_attempts.set(current.attempts + extra_attempts))
     if current.status != STATUS_SCHEDULED:
