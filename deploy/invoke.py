@@ -28,6 +28,8 @@ import sys
 import time
 import uuid
 import zipfile
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -329,3 +331,19 @@ def http_event(
         "body": _body(body),
         "isBase64Encoded": False,
     }
+
+
+def create_task_event(
+    api_key: str, *, url: str, run_at: datetime, data: Any, event: Callable = rest_event
+) -> dict[str, Any]:
+    """POST /api/tasks with an API key: a webhook task to `url` at `run_at`."""
+    return event(
+        "POST",
+        "/api/tasks",
+        headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+        body={
+            "action": "webhook",
+            "payload": {"url": url, "data": data},
+            "runAt": run_at.isoformat().replace("+00:00", "Z"),
+        },
+    )

@@ -36,6 +36,7 @@ from tests.lambda_artifacts import (
     built_packages,
     check_extensions,
     check_size,
+    create_task_event,
     entry_point,
     function_env,
     header,
@@ -133,15 +134,8 @@ def executor(packages, moto_endpoint, web):
 
 def create_task(web, api_key, *, url: str, run_at: datetime, data=None, event=rest_event) -> dict:
     response = web.invoke(
-        event(
-            "POST",
-            "/api/tasks",
-            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
-            body={
-                "action": "webhook",
-                "payload": {"url": url, "data": data or {"hello": "lambda"}},
-                "runAt": run_at.isoformat().replace("+00:00", "Z"),
-            },
+        create_task_event(
+            api_key, url=url, run_at=run_at, data=data or {"hello": "lambda"}, event=event
         )
     )
     assert response["statusCode"] == 201, response_body(response)
