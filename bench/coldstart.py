@@ -33,8 +33,10 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "deploy")]
@@ -46,7 +48,15 @@ from build_lambda import (  # noqa: E402
     package_path,
     runtime_stand_in_dir,
 )
-from invoke import API_HOST, STAGE, LambdaProcess, lambda_env, rest_event, unpack  # noqa: E402
+from invoke import (  # noqa: E402
+    API_HOST,
+    STAGE,
+    LambdaProcess,
+    create_task_event,
+    lambda_env,
+    rest_event,
+    unpack,
+)
 from lambda_package import compile_bytecode  # noqa: E402
 
 from bench.receiver import Receiver  # noqa: E402
@@ -54,6 +64,7 @@ from bench.receiver import Receiver  # noqa: E402
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 BARE = BUILD / "bench-bare"
 BARE_PINS = ["Django==6.1.3", "zappa==0.63.0"]
+BARE_ENTRY = "handler.lambda_handler"  # Zappa's own
 TARGET_WEB_SECONDS = 0.5
 TARGET_WEB_RATIO = 0.4
 TARGET_EXECUTOR_SECONDS = 0.3
@@ -163,15 +174,8 @@ def prepare_state(web_dir: Path, runtime: Path, endpoint: str, receiver_url: str
         events, task_ids = [], []
         for _ in range(runs):
             response = web.invoke(
-                rest_event(
-                    "POST",
-                    "/api/tasks",
-                    headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-                    body={
-                        "action": "webhook",
-                        "payload": {"url": receiver_url, "data": {"bench": True}},
-                        "runAt": datetime.now(UTC).isoformat(),
-                    },
+                create_task_event(
+                    key, url=receiver_url, run_at=datetime.now(UTC), data={"bench": True}
                 )
             )
             assert response["statusCode"] == 201, response
@@ -221,6 +225,12 @@ ZAPPA_IMPORTS = [
     ("boto3 on top (Zappa's utilities)", "import", "boto3"),
     ("the rest of Zappa's handler", "import", "handler"),
 ]
+APP_IMPORTS = (
+    "the app: settings, PynamoDB, the action",
+    "import",
+    "tasks.execution,tasks.actions.webhook",
+)
+EXECUTOR_EVENT = "first event: claim, webhook, result"
 PHASES = {
     "web": [
         *ZAPPA_IMPORTS,
@@ -231,22 +241,14 @@ PHASES = {
     "executor": [
         *ZAPPA_IMPORTS,
         ("Zappa's init (settings only)", "init", ""),
-        (
-            "the app: settings, PynamoDB, the action",
-            "import",
-            "tasks.execution,tasks.actions.webhook",
-        ),
-        ("first event: claim, webhook, result", "event", ""),
+        APP_IMPORTS,
+        (EXECUTOR_EVENT, "event", ""),
     ],
     # For comparison: the same work without Zappa's handler in front.
     "executor, run_task called directly": [
         ("botocore (PynamoDB's; the runtime's copy)", "import", "botocore.session"),
-        (
-            "the app: settings, PynamoDB, the action",
-            "import",
-            "tasks.execution,tasks.actions.webhook",
-        ),
-        ("first event: claim, webhook, result", "call", ""),
+        APP_IMPORTS,
+        (EXECUTOR_EVENT, "call", ""),
     ],
 }
 
@@ -301,6 +303,19 @@ def sizes(path: Path) -> tuple[float, float]:
     return path.stat().st_size / 1024 / 1024, unzipped / 1024 / 1024
 
 
+class Kind(NamedTuple):
+    """One kind of sample: its package (a key of the zips), where it is
+    unpacked, its environment, the event of run N, its result's check, and
+    the entry point Lambda calls."""
+
+    package: str
+    unpacked: Path
+    env: dict[str, str]
+    event: Callable[[int], dict]
+    check: Callable[[dict], None]
+    entry: str
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
@@ -345,49 +360,39 @@ def main() -> int:
         def completed(result: dict) -> None:
             assert result["result"] == "completed", result
 
-        samples: dict[str, list[tuple[float, float]]] = {
-            "web": [],
-            "executor": [],
-            "floor": [],
-            "baseline": [],
-            "bare, compiled": [],
+        web_entry, executor_entry = entry_point(STAGE), entry_point(f"{STAGE}_executor")
+        bare_event = rest_event("GET", "/")
+        kinds = {
+            "web": Kind("web", dirs["web"], web_env, lambda n: web_event, ok_200, web_entry),
+            "executor": Kind(
+                "executor",
+                dirs["executor"],
+                executor_env,
+                lambda n: executor_events[n],
+                completed,
+                executor_entry,
+            ),
+            "floor": Kind(
+                "executor",
+                dirs["executor"],
+                executor_env,
+                lambda n: {"raw_command": FLOOR_COMMAND},
+                lambda result: None,
+                executor_entry,
+            ),
+            **{
+                name: Kind(
+                    "baseline", dirs[name], bare_env, lambda n: bare_event, ok_200, BARE_ENTRY
+                )
+                for name in ("baseline", "bare, compiled")
+            },
         }
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in kinds}
         load_before = os.getloadavg()[0]
         for run in range(args.runs):
-            web_entry, executor_entry = entry_point(STAGE), entry_point(f"{STAGE}_executor")
-            samples["web"].append(
-                cold_start(dirs["web"], runtime, web_env, web_event, ok_200, web_entry)
-            )
-            samples["executor"].append(
-                cold_start(
-                    dirs["executor"],
-                    runtime,
-                    executor_env,
-                    executor_events[run],
-                    completed,
-                    executor_entry,
-                )
-            )
-            samples["floor"].append(
-                cold_start(
-                    dirs["executor"],
-                    runtime,
-                    executor_env,
-                    {"raw_command": FLOOR_COMMAND},
-                    lambda result: None,
-                    executor_entry,
-                )
-            )
-            for name in ("baseline", "bare, compiled"):
+            for name, k in kinds.items():
                 samples[name].append(
-                    cold_start(
-                        dirs[name],
-                        runtime,
-                        bare_env,
-                        rest_event("GET", "/"),
-                        ok_200,
-                        "handler.lambda_handler",
-                    )
+                    cold_start(k.unpacked, runtime, k.env, k.event(run), k.check, k.entry)
                 )
             print(
                 f"run {run + 1}/{args.runs}: "
@@ -407,7 +412,12 @@ def main() -> int:
             event = executor_events[2 * args.runs + run]
             breakdown[direct].append(phases(dirs["executor"], runtime, direct_env, direct, event))
     server.stop()
-    report(zips, samples, args.runs, (load_before, load_after))
+    report(
+        {name: zips[k.package] for name, k in kinds.items()},
+        samples,
+        args.runs,
+        (load_before, load_after),
+    )
     report_phases(breakdown)
     return check_targets(samples)
 
@@ -439,8 +449,7 @@ def report(zips: dict[str, Path], samples: dict, runs: int, load: tuple[float, f
     print()
     print("| package | zipped | unzipped | first event | median | min | max | CPU (median) |")
     print("|---|---:|---:|---|---:|---:|---:|---:|")
-    for name in samples:
-        path = zips.get(name, zips["executor" if name == "floor" else "baseline"])
+    for name, path in zips.items():
         zipped, unzipped = sizes(path)
         wall = [w for w, _ in samples[name]]
         cpu = [c for _, c in samples[name]]
@@ -453,7 +462,8 @@ def report(zips: dict[str, Path], samples: dict, runs: int, load: tuple[float, f
 
 def check_targets(samples: dict) -> int:
     web, executor, floor, baseline, bare = (
-        statistics.median(w for w, _ in samples[k]) for k in samples
+        statistics.median(w for w, _ in samples[k])
+        for k in ("web", "executor", "floor", "baseline", "bare, compiled")
     )
     print()
     print(
