@@ -170,7 +170,9 @@ def prepare_state(web_dir: Path, runtime: Path, endpoint: str, receiver_url: str
     with LambdaProcess(web_dir, runtime, env, entry=entry_point(STAGE)) as web:
         web.invoke({"manage": "createtables"})
         scheduler.create_schedule_group(Name=group)
-        key = web.run("from tasks import access\nresult = access.apikey_create(name='bench')[1]")
+        key = web.run(
+            "from tasks.services import access\nresult = access.apikey_create(name='bench')[1]"
+        )
         events, task_ids = [], []
         for _ in range(runs):
             response = web.invoke(
@@ -228,7 +230,7 @@ ZAPPA_IMPORTS = [
 APP_IMPORTS = (
     "the app: settings, PynamoDB, the action",
     "import",
-    "tasks.execution,tasks.actions.webhook",
+    "tasks.services.running,tasks.actions.webhook",
 )
 EXECUTOR_EVENT = "first event: claim, webhook, result"
 PHASES = {

@@ -11,17 +11,10 @@ from django.http import HttpRequest, JsonResponse
 from ninja import Header, NinjaAPI
 from ninja.security import HttpBearer
 
-from tasks import access
 from tasks.api import CREATE_RESPONSES, create_task, router
-from tasks.errors import (
-    InvalidCursor,
-    InvalidTask,
-    SchedulingFailed,
-    TaskConflict,
-    TaskError,
-    TaskNotFound,
-)
+from tasks.errors import BadRequest, Conflict, DomainError, Invalid, NotFound, Unavailable
 from tasks.schemas import TaskIn
+from tasks.services import access
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +37,15 @@ api = NinjaAPI(
 )
 api.add_router("/tasks", router)
 
-STATUS_BY_ERROR: dict[type[TaskError], int] = {
-    TaskNotFound: 404,
-    TaskConflict: 409,
-    InvalidCursor: 400,
-    SchedulingFailed: 503,
+STATUS_BY_ERROR: dict[type[DomainError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    BadRequest: 400,
+    Unavailable: 503,
 }
 
 
-def invalid_task(request: HttpRequest, exc: InvalidTask):
+def invalid(request: HttpRequest, exc: Invalid):
     detail = [{**e, "loc": _location(e["loc"])} for e in exc.errors]
     return JsonResponse({"detail": detail}, status=422)
 
@@ -68,8 +61,8 @@ def body_too_large(request: HttpRequest, exc: RequestDataTooBig):
     )
 
 
-def task_error(request: HttpRequest, exc: TaskError):
-    status = STATUS_BY_ERROR.get(type(exc), 400)
+def domain_error(request: HttpRequest, exc: DomainError):
+    status = next((s for kind, s in STATUS_BY_ERROR.items() if isinstance(exc, kind)), 400)
     return JsonResponse({"detail": exc.message}, status=status)
 
 
@@ -85,9 +78,9 @@ alias_api = NinjaAPI(
     openapi_url=None,
 )
 for ninja_api in (api, alias_api):
-    ninja_api.exception_handler(InvalidTask)(invalid_task)
+    ninja_api.exception_handler(Invalid)(invalid)
     ninja_api.exception_handler(RequestDataTooBig)(body_too_large)
-    ninja_api.exception_handler(TaskError)(task_error)
+    ninja_api.exception_handler(DomainError)(domain_error)
 
 
 @alias_api.post("/schedule-task", response=CREATE_RESPONSES, by_alias=True)

@@ -8,8 +8,9 @@ from django.http import HttpRequest
 from ninja import Header, Query, Router, Schema, Status
 from pydantic import Field
 
-from tasks import services
+from tasks import selectors
 from tasks.schemas import ErrorOut, TaskDetailOut, TaskIn, TaskOut, TaskPageOut
+from tasks.services import commands, creation
 
 router = Router(tags=["tasks"])
 
@@ -42,7 +43,7 @@ def create_task(
     body: TaskIn,
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ):
-    task, _created = services.task_create(
+    task, _created = creation.task_create(
         action=body.action,
         payload=body.payload,
         run_at=body.run_at,
@@ -60,7 +61,7 @@ def create_task(
     summary="List tasks",
 )
 def list_tasks(request: HttpRequest, filters: Query[ListFilters]):
-    page = services.task_list(
+    page = selectors.task_list(
         status=filters.status, order=filters.order, limit=filters.limit, cursor=filters.cursor
     )
     return {"items": page.items, "next_cursor": page.next_cursor}
@@ -70,7 +71,7 @@ def list_tasks(request: HttpRequest, filters: Query[ListFilters]):
     "/{task_id}", response={200: TaskDetailOut, **errors(404)}, by_alias=True, summary="Get a task"
 )
 def get_task(request: HttpRequest, task_id: str):
-    return services.task_get(task_id=task_id)
+    return selectors.task_get(task_id=task_id)
 
 
 @router.post(
@@ -80,4 +81,4 @@ def get_task(request: HttpRequest, task_id: str):
     summary="Cancel a scheduled task",
 )
 def cancel_task(request: HttpRequest, task_id: str):
-    return services.task_cancel(task_id=task_id)
+    return commands.task_cancel(task_id=task_id)

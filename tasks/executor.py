@@ -3,7 +3,7 @@
 On AWS, EventBridge Scheduler invokes the executor Lambda with the schedule's
 Input, {"command": "tasks.executor.run_task", "task_id": ...}; Zappa's handler
 routes the command here. Delivery is at least once: the conditional claim in
-execution.task_claim makes a duplicate a no-op, or, while the task is running,
+services.running.task_claim makes a duplicate a no-op, or, while the task is running,
 a failed invocation that Lambda retries (see _run).
 """
 
@@ -37,7 +37,8 @@ def run_task(event: Any, context: Any = None) -> dict:
 
 
 def _run(event: Any) -> dict:
-    from tasks import execution
+    from tasks import selectors
+    from tasks.services import running
 
     task_id = event.get("task_id") if isinstance(event, dict) else None
     if not isinstance(task_id, str) or not task_id:
@@ -50,19 +51,19 @@ def _run(event: Any) -> dict:
         # configuration mistake.
         raise ExecutorError(problem)
     _wait_until_nearly_due(event.get("due_at"))
-    task = execution.task_claim(task_id=task_id)
+    task = running.task_claim(task_id=task_id)
     if task is None:
-        running = execution.task_running(task_id=task_id)
-        if running is not None:
+        holder = selectors.task_get_if_running(task_id=task_id)
+        if holder is not None:
             # Another invocation holds the task, or one died holding it. Fail
             # this one: Lambda retries it later, when the task has finished
             # (and it is a no-op), or, if it is still running after Lambda's
             # retries, sends it to the dead-letter queue, whose alarm fetches
             # an operator to cancel or retry the stuck task.
-            raise ExecutorError(_running_message(running))
+            raise ExecutorError(_running_message(holder))
         logger.info("task %s: not due or not scheduled; delivery ignored", task_id)
         return {"taskId": task_id, "result": "skipped"}
-    task = execution.task_execute(task)
+    task = running.task_execute(task)
     return {"taskId": task_id, "result": task.status}
 
 
@@ -83,7 +84,8 @@ def _wait_until_nearly_due(due_at: Any) -> None:
     hold in task_execute take it from there."""
     from datetime import UTC, datetime
 
-    from tasks.execution import CLAIM_EARLY_SECONDS, MAX_EARLY_WAIT_SECONDS
+    from tasks.models import CLAIM_EARLY_SECONDS
+    from tasks.services.running import MAX_EARLY_WAIT_SECONDS
 
     try:
         due = datetime.fromisoformat(due_at)

@@ -1,5 +1,5 @@
 """Dashboard forms. They only turn what a browser sends into the service's
-arguments; every rule about a task is checked by services.task_validate, and
+arguments; every rule about a task is checked by services.creation.task_validate, and
 its errors are shown beside the field they name."""
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ class TaskForm(forms.Form):
         return payload
 
     def add_service_errors(self, errors: list[dict]) -> None:
-        """Show InvalidTask errors beside their fields; a field that already
+        """Show Invalid errors beside their fields; a field that already
         has an error from parsing keeps just that one."""
         when = self.cleaned_data.get("when", WHEN_IN)
         for error in errors:
@@ -197,7 +197,7 @@ class TaskForm(forms.Form):
                 self.add_error(field, error["msg"])
 
 
-# Where each error of services.task_validate is shown: by its loc.
+# Where each error of task_validate is shown: by its loc.
 FIELD_BY_LOC = {
     ("payload", "url"): "url",
     ("payload", "method"): "method",
@@ -209,7 +209,7 @@ FIELD_BY_LOC = {
 
 
 def field_for_error(loc: list, when: str | None) -> str | None:
-    """The form field an InvalidTask error belongs to, or None for the form."""
+    """The form field an Invalid error belongs to, or None for the form."""
     key = tuple(str(part) for part in loc)
     if key[:1] == ("runAt",):
         return "run_at" if when == WHEN_AT else "in_minutes"

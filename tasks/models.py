@@ -7,7 +7,9 @@ to DynamoDB on AWS and to a local server in tests and the local mode.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from pynamodb.attributes import (
@@ -25,18 +27,26 @@ from tasks import aws
 
 aws.share_with_pynamodb()
 
-STATUS_SCHEDULED = "scheduled"
-STATUS_RUNNING = "running"
-STATUS_COMPLETED = "completed"
-STATUS_FAILED = "failed"
-STATUS_CANCELLED = "cancelled"
-STATUSES = (
-    STATUS_SCHEDULED,
-    STATUS_RUNNING,
-    STATUS_COMPLETED,
-    STATUS_FAILED,
-    STATUS_CANCELLED,
-)
+
+class Status(StrEnum):
+    """A task's status. Only the transitions below move a task between them."""
+
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Outcome(StrEnum):
+    """How one attempt ended (AttemptRecord.outcome)."""
+
+    SUCCESS = "success"
+    RETRY = "retry"  # failed, another attempt is scheduled
+    FAILURE = "failure"  # failed for good
+
+
+STATUSES = tuple(Status)
 # The constant partition of the all-tasks index (see CreatedAtIndex).
 LISTING_ALL = "task"
 
@@ -87,11 +97,13 @@ class CreatedAtIndex(GlobalSecondaryIndex):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
-class Attempt(MapAttribute):
+class AttemptRecord(MapAttribute):
+    """One attempt of a task, as recorded in its history."""
+
     number = NumberAttribute()
     started_at = UTCDateTimeAttribute()
     finished_at = UTCDateTimeAttribute()
-    outcome = UnicodeAttribute()  # "success" | "retry" | "failure"
+    outcome = UnicodeAttribute()  # an Outcome
     http_status = NumberAttribute(null=True)
     duration_ms = NumberAttribute()
     error = UnicodeAttribute(null=True)
@@ -117,7 +129,7 @@ class Task(Model):
     # Each schedule made for the task gets a new name (task id + sequence).
     schedule_name = UnicodeAttribute(null=True)
     schedule_seq = NumberAttribute(default=0)
-    attempt_history = ListAttribute(of=Attempt, default=list)
+    attempt_history = ListAttribute(of=AttemptRecord, default=list)
     listing = UnicodeAttribute(default=LISTING_ALL)
     # While running: when the claim lapses. The executor's Lambda has timed out
     # by then, so a task still running is stuck (its executor died) and an
@@ -131,11 +143,17 @@ class Task(Model):
 
     @property
     def is_stuck(self) -> bool:
+        """Running, but its executor's claim has lapsed: the executor died."""
         return (
-            self.status == STATUS_RUNNING
+            self.status == Status.RUNNING
             and self.lease_expires_at is not None
             and self.lease_expires_at < datetime.now(UTC)
         )
+
+    @property
+    def commands(self) -> set[str]:
+        """The operator commands its state allows now (the dashboard's buttons)."""
+        return {t.name for t in OPERATOR_COMMANDS if t.allows(self)}
 
     status_run_at_index = StatusRunAtIndex()
     status_created_at_index = StatusCreatedAtIndex()
@@ -170,3 +188,52 @@ class Operator(Model):
 
 
 MODELS = (Task, ApiKey, Operator)
+
+
+# --- Transitions: each rule stated once -----------------------------------------
+# The services apply a transition as a conditional write (its `condition`), so
+# a concurrent change makes it fail instead of overwriting; the dashboard asks
+# the same rule (`allows`) which buttons to show.
+
+# How early before its due time a delivery may claim a task (it then holds the
+# delivery until due; see services/running.py).
+CLAIM_EARLY_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    sources: tuple[Status, ...]
+    target: Status | None  # None: the status stays (the task is rescheduled)
+    or_stuck: bool = False  # also from a running task whose claim has lapsed
+    must_be_due: bool = False  # only once the task's next attempt is (nearly) due
+
+    def allows(self, task: Task) -> bool:
+        if self.must_be_due and task.due_at > _claim_horizon():
+            return False
+        return task.status in self.sources or (self.or_stuck and task.is_stuck)
+
+    def condition(self):
+        """The PynamoDB condition under which the stored task may take it."""
+        first, *others = self.sources
+        condition = Task.status.is_in(*self.sources) if others else Task.status == first
+        if self.or_stuck:
+            stuck = (Task.status == Status.RUNNING) & (Task.lease_expires_at < datetime.now(UTC))
+            condition = condition | stuck
+        if self.must_be_due:
+            condition = condition & (Task.due_at <= _claim_horizon())
+        return condition
+
+
+def _claim_horizon() -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=CLAIM_EARLY_SECONDS)
+
+
+CLAIM = Transition("claim", (Status.SCHEDULED,), Status.RUNNING, must_be_due=True)
+RECORD = Transition("record", (Status.RUNNING,), None)  # to completed, failed or scheduled
+CANCEL = Transition("cancel", (Status.SCHEDULED,), Status.CANCELLED, or_stuck=True)
+RUN_NOW = Transition("run_now", (Status.SCHEDULED,), Status.SCHEDULED)
+RETRY = Transition("retry", (Status.FAILED,), Status.SCHEDULED, or_stuck=True)
+OPERATOR_COMMANDS = (CANCEL, RUN_NOW, RETRY)
+# A create retried after a 503: the stored task never ran (attempts == 0).
+RESUBMIT = Transition("resubmit", (Status.FAILED,), Status.SCHEDULED)

@@ -17,17 +17,17 @@ urlpatterns = [
     path("tasks/<str:task_id>/", tasks.task_detail, name="task_detail"),
     path(
         "tasks/<str:task_id>/cancel/",
-        tasks.task_action,
-        {"action": "cancel"},
+        tasks.task_command,
+        {"command": "cancel"},
         name="task_cancel",
     ),
     path(
         "tasks/<str:task_id>/run-now/",
-        tasks.task_action,
-        {"action": "run_now"},
+        tasks.task_command,
+        {"command": "run_now"},
         name="task_run_now",
     ),
-    path("tasks/<str:task_id>/retry/", tasks.task_action, {"action": "retry"}, name="task_retry"),
+    path("tasks/<str:task_id>/retry/", tasks.task_command, {"command": "retry"}, name="task_retry"),
     path("keys/", keys.key_list, name="keys"),
     path("keys/<str:key_id>/revoke/", keys.key_revoke, name="key_revoke"),
 ]

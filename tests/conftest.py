@@ -10,8 +10,9 @@ from django.core.management import call_command
 from django.test import override_settings
 from moto import mock_aws
 
-from tasks import access, scheduler
+from tasks import scheduler
 from tasks.models import MODELS
+from tasks.services import access
 
 
 def _reset_connections() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tasks import services
 from tasks.models import Task
+from tasks.services import creation
 
 
 def iso(when: datetime) -> str:
@@ -34,7 +34,7 @@ def due_task(url: str, *, data: Any = None, **fields: Any) -> Task:
     """A task stored through the service, due now (so the executor may claim it)."""
     payload = {"url": url, "data": {"message": "Hello World"} if data is None else data}
     payload.update(fields.pop("payload_extra", {}))
-    task, _created = services.task_create(
+    task, _created = creation.task_create(
         action="webhook", payload=payload, run_at=datetime.now(UTC), **fields
     )
     return task

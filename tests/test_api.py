@@ -10,9 +10,10 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from pynamodb.connection.base import Connection
 
-from tasks import access, execution, scheduler
+from tasks import scheduler
 from tasks.executor import run_task
 from tasks.models import Task
+from tasks.services import access, running
 from tests.factories import future, iso, task_body
 
 ROUTES = [
@@ -417,7 +418,7 @@ def dynamodb_paging(monkeypatch):
     """Queries answer as DynamoDB does: a Query that stops at its Limit
     carries a LastEvaluatedKey even when nothing comes after (moto leaves it
     out then), so a client that trusts it makes one more, empty, page."""
-    from tasks.pagination import _KEYS
+    from tasks.services.cursors import _KEYS
 
     real = Connection.query
 
@@ -634,4 +635,4 @@ def test_it_keeps_the_cancel_even_when_the_schedule_cannot_be_deleted(api, monke
     response = api.post(f"/api/tasks/{task_id}/cancel")
     assert response.status_code == 200
     assert Task.get(task_id).status == "cancelled"
-    assert execution.task_claim(task_id=task_id) is None
+    assert running.task_claim(task_id=task_id) is None

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from tasks import access
 from tasks.models import MODELS, ApiKey, Task
+from tasks.services import access
 
 ROOT = Path(__file__).resolve().parent.parent
 

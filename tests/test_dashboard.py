@@ -12,9 +12,10 @@ from django.test import Client
 from django.urls import set_script_prefix
 from werkzeug.test import Client as WerkzeugClient
 
-from tasks import access, scheduler, services
+from tasks import scheduler, selectors
 from tasks.executor import run_task
 from tasks.models import ApiKey, Operator, Task
+from tasks.services import access, commands, creation
 from tasks.templatetags.dashboard import relative
 from tasks.views import tasks as task_views
 
@@ -41,7 +42,7 @@ def dash(client, operator):
 
 
 def make_task(run_in: timedelta = timedelta(hours=1), **payload) -> Task:
-    task, _ = services.task_create(
+    task, _ = creation.task_create(
         action="webhook",
         payload={"url": "https://example.com/hook", "data": {"n": 1}, **payload},
         run_at=datetime.now(UTC) + run_in,
@@ -83,7 +84,7 @@ def fail_task(httpserver, settings) -> Task:
     """A real failed task: one attempt at a receiver answering 500."""
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
     httpserver.expect_request("/broken").respond_with_data("boom", status=500)
-    task, _ = services.task_create(
+    task, _ = creation.task_create(
         action="webhook",
         payload={"url": httpserver.url_for("/broken")},
         run_at=datetime.now(UTC),
@@ -226,7 +227,7 @@ def test_it_sends_pages_uncached_with_a_strict_content_policy(dash):
 
 def test_it_lists_tasks_with_counts_per_status(dash):
     keep, drop = make_task(), make_task()
-    services.task_cancel(task_id=drop.id)
+    commands.task_cancel(task_id=drop.id)
 
     html = dash.get("/").content.decode()
     assert re.search(r'data-count="all">\s*<span class="count-n">2<', html)
@@ -242,12 +243,12 @@ def test_it_lists_tasks_with_counts_per_status(dash):
 
 def test_its_counts_stop_at_the_cap_and_read_no_further(dash, monkeypatch):
     # Counting reads every entry it counts; the list polls its counts, so they
-    # stop at services.COUNT_CAP (1000; 3 here) and show "3+".
+    # stop at selectors.COUNT_CAP (1000; 3 here) and show "3+".
     from pynamodb.connection.base import Connection
 
-    monkeypatch.setattr(services, "COUNT_CAP", 3)
+    monkeypatch.setattr(selectors, "COUNT_CAP", 3)
     tasks = [make_task() for _ in range(7)]
-    services.task_cancel(task_id=tasks[0].id)  # 6 scheduled, 1 cancelled
+    commands.task_cancel(task_id=tasks[0].id)  # 6 scheduled, 1 cancelled
     counted: dict[str, int] = {}
     real_query = Connection.query
 
@@ -329,7 +330,7 @@ def test_it_goes_to_a_task_by_id(dash):
 def test_it_shows_a_task_with_its_attempt_history(dash, httpserver, settings):
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
     httpserver.expect_request("/hook").respond_with_data("down for maintenance", status=503)
-    task, _ = services.task_create(
+    task, _ = creation.task_create(
         action="webhook",
         payload={"url": httpserver.url_for("/hook"), "data": {"order": 42, "items": ["a"]}},
         run_at=datetime.now(UTC),
@@ -376,7 +377,7 @@ def test_it_cancels_a_scheduled_task(dash, settings):
 
 def test_it_says_why_a_task_cannot_be_cancelled(dash):
     task = make_task()
-    services.task_cancel(task_id=task.id)
+    commands.task_cancel(task_id=task.id)
     response = dash.post(f"/tasks/{task.id}/cancel/", follow=True)
     assert b"can no longer be cancelled" in response.content
     assert stored(task.id).status == "cancelled"
@@ -417,7 +418,7 @@ def test_it_polls_a_task_only_while_it_can_change(dash):
     assert 'hx-trigger="every 2s"' in dash.get(f"/tasks/{task.id}/").content.decode()
     later = make_task(timedelta(days=1))
     assert 'hx-trigger="every 30s"' in dash.get(f"/tasks/{later.id}/").content.decode()
-    services.task_cancel(task_id=task.id)
+    commands.task_cancel(task_id=task.id)
     assert "hx-trigger" not in dash.get(f"/tasks/{task.id}/").content.decode()
 
 

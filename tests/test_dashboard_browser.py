@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.localstack import start_local
+from tests.localrun import start_local
 
 pytestmark = pytest.mark.browser
 

@@ -169,7 +169,7 @@ def test_it_refuses_a_region_other_than_the_one_packaged(tmp_path):
 
 @pytest.mark.parametrize("stage", ["dev_executor", "prod_executor"])
 def test_it_gives_the_executor_time_for_an_early_delivery_and_a_slow_webhook(stage):
-    from tasks.execution import MAX_EARLY_WAIT_SECONDS
+    from tasks.services.running import MAX_EARLY_WAIT_SECONDS
 
     webhook_timeout = 10  # WEBHOOK_TIMEOUT_SECONDS' production default
     needed = MAX_EARLY_WAIT_SECONDS + webhook_timeout + 15  # the writes, a retry's schedule

@@ -14,10 +14,12 @@ import pytest
 from standardwebhooks import Webhook
 from werkzeug import Response
 
-from tasks import execution, scheduler, services
+from tasks import models, scheduler
 from tasks.actions import webhook as webhook_action
+from tasks.errors import Conflict
 from tasks.executor import ExecutorError, run_task
 from tasks.models import Task
+from tasks.services import commands, creation, running
 from tests.factories import due_task
 
 
@@ -223,11 +225,11 @@ def test_its_backoff_doubles_each_attempt_with_jitter_up_to_the_cap(settings):
         4: (25, 50),
         9: (25, 50),
     }.items():
-        delays = [execution.retry_delay(attempt, None) for _ in range(200)]
+        delays = [running.retry_delay(attempt, None) for _ in range(200)]
         assert all(low <= d <= high for d in delays), (attempt, min(delays), max(delays))
         assert len(set(delays)) > 100  # jitter: not one fixed delay
-    assert execution.retry_delay(1, retry_after=30) == 30
-    assert execution.retry_delay(1, retry_after=10**9) == execution.RETRY_AFTER_LIMIT_SECONDS
+    assert running.retry_delay(1, retry_after=30) == 30
+    assert running.retry_delay(1, retry_after=10**9) == running.RETRY_AFTER_LIMIT_SECONDS
 
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
@@ -338,7 +340,7 @@ def test_it_ignores_a_delivery_for_a_task_that_is_not_scheduled(aws, receiver, s
 
 def test_it_ignores_a_delivery_before_the_task_is_due(aws, receiver):
     receiver.expect_request("/hook").respond_with_data("ok")
-    task, _ = services.task_create(
+    task, _ = creation.task_create(
         action="webhook",
         payload={"url": receiver.url_for("/hook")},
         run_at=datetime.now(UTC) + timedelta(minutes=5),
@@ -354,7 +356,7 @@ def test_it_claims_a_task_a_little_early_but_delivers_it_when_due(aws, receiver)
     # up to 5 s early is taken, and the webhook waits for its time.
     receiver.expect_request("/hook").respond_with_data("ok")
     run_at = datetime.now(UTC) + timedelta(seconds=2)
-    task, _ = services.task_create(
+    task, _ = creation.task_create(
         action="webhook", payload={"url": receiver.url_for("/hook")}, run_at=run_at
     )
     assert run_task({"task_id": task.id})["result"] == "completed"
@@ -484,8 +486,8 @@ def race_cancel_and_run(task_id: str) -> dict[str, str]:
     def cancel() -> None:
         start.wait()
         try:
-            results["cancel"] = services.task_cancel(task_id=task_id).status
-        except services.TaskConflict as exc:
+            results["cancel"] = commands.task_cancel(task_id=task_id).status
+        except Conflict as exc:
             results["cancel"] = exc.message
 
     threads = [threading.Thread(target=run), threading.Thread(target=cancel)]
@@ -626,7 +628,7 @@ def test_it_logs_no_secrets(api, api_key, receiver, settings, caplog, no_backoff
 
 @pytest.fixture
 def short_claim_window(monkeypatch):
-    monkeypatch.setattr(execution, "CLAIM_EARLY_SECONDS", 0.5)
+    monkeypatch.setattr(models, "CLAIM_EARLY_SECONDS", 0.5)
 
 
 def early_event(task) -> dict:
@@ -648,7 +650,7 @@ def test_it_holds_an_early_delivery_until_the_task_is_due(aws, receiver, setting
 
     receiver.expect_request("/hook").respond_with_handler(record)
     due = datetime.now(UTC) + timedelta(seconds=2)
-    task, _ = services.task_create(
+    task, _ = creation.task_create(
         action="webhook", payload={"url": receiver.url_for("/hook")}, run_at=due
     )
     assert run_task(early_event(task))["result"] == "completed"
@@ -665,7 +667,7 @@ def test_it_leaves_a_very_early_delivery_unclaimed_and_cancellable_while_it_wait
 ):
     receiver.expect_request("/hook").respond_with_data("ok")
     due = datetime.now(UTC) + timedelta(seconds=2)
-    task, _ = services.task_create(
+    task, _ = creation.task_create(
         action="webhook", payload={"url": receiver.url_for("/hook")}, run_at=due
     )
     result: dict = {}
@@ -674,7 +676,7 @@ def test_it_leaves_a_very_early_delivery_unclaimed_and_cancellable_while_it_wait
     time.sleep(0.5)
     # Waiting, not claimed: the task can still be cancelled.
     assert Task.get(task.id).status == "scheduled"
-    assert services.task_cancel(task_id=task.id).status == "cancelled"
+    assert commands.task_cancel(task_id=task.id).status == "cancelled"
     worker.join(10)
     assert result["result"] == "skipped"
     assert receiver.log == []
@@ -688,7 +690,7 @@ def test_it_leaves_a_very_early_delivery_unclaimed_and_cancellable_while_it_wait
 
 def claimed(url: str, *, lease_seconds: float) -> Task:
     task = due_task(url)
-    assert execution.task_claim(task_id=task.id) is not None
+    assert running.task_claim(task_id=task.id) is not None
     Task(id=task.id).update(
         actions=[Task.lease_expires_at.set(datetime.now(UTC) + timedelta(seconds=lease_seconds))]
     )
@@ -698,7 +700,7 @@ def claimed(url: str, *, lease_seconds: float) -> Task:
 def test_it_sets_a_lease_when_it_claims(aws, settings):
     task = due_task("https://example.com/hook")
     before = datetime.now(UTC)
-    assert execution.task_claim(task_id=task.id) is not None
+    assert running.task_claim(task_id=task.id) is not None
     lease = stored(task.id).lease_expires_at
     assert lease >= before + timedelta(seconds=settings.EXECUTOR_LEASE_SECONDS - 1)
     assert not stored(task.id).is_stuck
@@ -706,17 +708,17 @@ def test_it_sets_a_lease_when_it_claims(aws, settings):
 
 def test_it_refuses_to_cancel_or_retry_a_task_still_running(aws):
     task = claimed("https://example.com/hook", lease_seconds=60)
-    with pytest.raises(services.TaskConflict):
-        services.task_cancel(task_id=task.id)
-    with pytest.raises(services.TaskConflict):
-        services.task_retry(task_id=task.id)
+    with pytest.raises(Conflict):
+        commands.task_cancel(task_id=task.id)
+    with pytest.raises(Conflict):
+        commands.task_retry(task_id=task.id)
     assert stored(task.id).status == "running"
 
 
 def test_it_cancels_a_stuck_task(aws):
     task = claimed("https://example.com/hook", lease_seconds=-1)
     assert task.is_stuck
-    assert services.task_cancel(task_id=task.id).status == "cancelled"
+    assert commands.task_cancel(task_id=task.id).status == "cancelled"
     assert stored(task.id).status == "cancelled"
 
 
@@ -751,7 +753,7 @@ def test_a_delivery_that_finds_its_task_stuck_fails_for_an_operator(aws, receive
 def test_it_retries_a_stuck_task_and_delivers_it(aws, receiver, settings):
     receiver.expect_request("/hook").respond_with_data("ok")
     task = claimed(receiver.url_for("/hook"), lease_seconds=-1)
-    retried = services.task_retry(task_id=task.id)
+    retried = commands.task_retry(task_id=task.id)
     assert retried.status == "scheduled"
     assert schedule_of(settings, retried)["Name"] == retried.schedule_name
     assert run_task({"task_id": task.id})["result"] == "completed"

@@ -112,7 +112,9 @@ def web(packages, moto_endpoint, scheduler):
 
 @pytest.fixture(scope="module")
 def api_key(web) -> str:
-    return web.run("from tasks import access\nresult = access.apikey_create(name='artifacts')[1]")
+    return web.run(
+        "from tasks.services import access\nresult = access.apikey_create(name='artifacts')[1]"
+    )
 
 
 def executor_process(packages, moto_endpoint) -> LambdaProcess:
@@ -292,7 +294,7 @@ def test_it_logs_in_to_the_dashboard_with_links_and_assets_under_the_stage(web, 
     event = EVENTS[kind]
     password = "correct horse battery staple"
     web.run(
-        "from tasks import access\n"
+        "from tasks.services import access\n"
         f"access.operator_create(username='ops-{kind}', password='{password}')"
     )
     # Not logged in: sent to the login page, under the stage.
@@ -423,9 +425,9 @@ def test_it_shows_why_zappa_commands_must_not_raise_type_error(packages, moto_en
 
 FAIL_WHILE_RECORDING = """
 import builtins
-from tasks import execution
+from tasks.services import running
 calls = {"claim": 0, "record": 0}
-real_claim, real_update = execution.task_claim, execution.conditional_update
+real_claim, real_update = running.task_claim, running.conditional_update
 def task_claim(**kwargs):
     calls["claim"] += 1
     return real_claim(**kwargs)
@@ -434,7 +436,7 @@ def conditional_update(*args, read_back=True, **kwargs):
         return real_update(*args, read_back=read_back, **kwargs)
     calls["record"] += 1  # the write that records the attempt
     raise TypeError("a bug while recording the attempt")
-execution.task_claim, execution.conditional_update = task_claim, conditional_update
+running.task_claim, running.conditional_update = task_claim, conditional_update
 builtins.artifact_calls = calls
 """
 

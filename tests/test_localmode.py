@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
-from tests.localstack import start_local
+from tests.localrun import start_local
 
 pytestmark = pytest.mark.e2e
 

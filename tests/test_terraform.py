@@ -18,9 +18,10 @@ import pytest
 from django.conf import settings as django_settings
 from pynamodb.attributes import TTLAttribute
 
-from tasks import access, execution, scheduler, services
+from tasks import scheduler, selectors
 from tasks.executor import ExecutorError, run_task
-from tasks.models import MODELS, STATUS_FAILED, Task
+from tasks.models import MODELS, Status, Task
+from tasks.services import access, commands, creation, running
 from tests.terraform_stack import TERRAFORM_DIR, Stack
 
 ROOT = TERRAFORM_DIR.parent
@@ -339,28 +340,28 @@ def test_it_grants_the_web_role_exactly_what_the_api_and_dashboard_call(stack, r
         key, raw = access.apikey_create(name="dashboard-made")
         access.apikey_authenticate(raw_key=raw)
         run_at = _later()
-        task, _ = services.task_create(**_webhook(), run_at=run_at, idempotency_key="k")
-        again, created = services.task_create(**_webhook(), run_at=run_at, idempotency_key="k")
-        services.task_get(task_id=task.id)
-        services.task_list()
-        services.task_list(status="scheduled")
-        services.task_list(order="due")
+        task, _ = creation.task_create(**_webhook(), run_at=run_at, idempotency_key="k")
+        again, created = creation.task_create(**_webhook(), run_at=run_at, idempotency_key="k")
+        selectors.task_get(task_id=task.id)
+        selectors.task_list()
+        selectors.task_list(status="scheduled")
+        selectors.task_list(order="due")
         # Dashboard: counts, run now, cancel, retry, logins, keys.
-        services.task_counts()
-        services.task_run_now(task_id=task.id)
-        services.task_cancel(task_id=task.id)
+        selectors.task_counts()
+        commands.task_run_now(task_id=task.id)
+        commands.task_cancel(task_id=task.id)
         access.apikey_list()
         access.apikey_revoke(key_id=key.key_id)
         access.operator_create(username="ops", password=password)
         access.operator_authenticate(username="ops", password="wrong password")
-    failed, _ = services.task_create(**_webhook(), run_at=_later())
-    Task(id=failed.id).update(actions=[Task.status.set(STATUS_FAILED)])
+    failed, _ = creation.task_create(**_webhook(), run_at=_later())
+    Task(id=failed.id).update(actions=[Task.status.set(Status.FAILED)])
     with recorder.recording():
-        services.task_retry(task_id=failed.id)
+        commands.task_retry(task_id=failed.id)
 
     assert (again.id, created) == (task.id, False)
-    assert services.task_get(task_id=task.id).status == "cancelled"
-    assert services.task_get(task_id=failed.id).status == "scheduled"
+    assert selectors.task_get(task_id=task.id).status == "cancelled"
+    assert selectors.task_get(task_id=failed.id).status == "scheduled"
     _assert_exactly(stack, "web", recorder.calls)
 
 
@@ -371,11 +372,11 @@ def test_it_grants_the_executor_role_exactly_what_running_a_task_calls(
     httpserver.expect_request("/ok").respond_with_data("ok")
     httpserver.expect_request("/down").respond_with_data("down", status=503)
     now = datetime.now(UTC)
-    ok, _ = services.task_create(**_webhook(httpserver.url_for("/ok")), run_at=now)
-    down, _ = services.task_create(**_webhook(httpserver.url_for("/down")), run_at=now)
-    unlucky, _ = services.task_create(**_webhook(httpserver.url_for("/down")), run_at=now)
-    busy, _ = services.task_create(**_webhook(httpserver.url_for("/ok")), run_at=now)
-    assert execution.task_claim(task_id=busy.id) is not None  # another invocation runs it
+    ok, _ = creation.task_create(**_webhook(httpserver.url_for("/ok")), run_at=now)
+    down, _ = creation.task_create(**_webhook(httpserver.url_for("/down")), run_at=now)
+    unlucky, _ = creation.task_create(**_webhook(httpserver.url_for("/down")), run_at=now)
+    busy, _ = creation.task_create(**_webhook(httpserver.url_for("/ok")), run_at=now)
+    assert running.task_claim(task_id=busy.id) is not None  # another invocation runs it
 
     with recorder.recording():
         assert run_task({"task_id": ok.id})["result"] == "completed"
@@ -391,7 +392,7 @@ def test_it_grants_the_executor_role_exactly_what_running_a_task_calls(
     with recorder.recording():  # the retry cannot be scheduled: recorded as failed
         assert run_task({"task_id": unlucky.id})["result"] == "failed"
 
-    stored = {t.id: services.task_get(task_id=t.id).status for t in (ok, down, unlucky)}
+    stored = {t.id: selectors.task_get(task_id=t.id).status for t in (ok, down, unlucky)}
     assert stored == {ok.id: "completed", down.id: "scheduled", unlucky.id: "failed"}
     _assert_exactly(stack, "executor", recorder.calls)
 

@@ -14,12 +14,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tasks import services
 from tasks.actions import TransportError
 from tasks.actions.netguard import BlockedAddressError, connection_class, refusal_reason
 from tasks.actions.webhook import WebhookAction
 from tasks.executor import run_task
 from tasks.models import LISTING_ALL, Task
+from tasks.services import creation
 
 REAL_GETADDRINFO = socket.getaddrinfo
 
@@ -185,7 +185,7 @@ def test_it_refuses_a_name_that_resolves_to_loopback(aws, receiver, settings, co
     port = receiver.port
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
     receiver.expect_request("/hook").respond_with_data("ok")
-    task, _ = services.task_create(
+    task, _ = creation.task_create(
         action="webhook",
         payload={"url": f"http://localhost:{port}/hook"},
         run_at=datetime.now(UTC),
@@ -203,7 +203,7 @@ def test_it_refuses_a_name_with_any_refused_address_dns_rebinding(aws, settings,
     # go to either.
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
     dns["rebind.example.test"] = ["93.184.216.34", "127.0.0.1"]
-    task, _ = services.task_create(
+    task, _ = creation.task_create(
         action="webhook",
         payload={"url": "http://rebind.example.test/hook"},
         run_at=datetime.now(UTC),
@@ -221,7 +221,7 @@ def test_it_connects_to_the_address_it_checked_without_resolving_again(
     # connects to what it checked.
     receiver.expect_request("/hook").respond_with_data("ok")
     dns.answers["rebind.example.test"] = [["127.0.0.1"], ["169.254.169.254"]]
-    task, _ = services.task_create(
+    task, _ = creation.task_create(
         action="webhook",
         payload={"url": f"http://rebind.example.test:{receiver.port}/hook"},
         run_at=datetime.now(UTC),
@@ -311,7 +311,7 @@ def test_it_guards_the_connection_opened_early_for_a_delivery_that_waits(
     # waits: through the same guard.
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
     dns["early.example.test"] = ["10.0.0.1"]
-    task, _ = services.task_create(
+    task, _ = creation.task_create(
         action="webhook",
         payload={"url": "http://early.example.test/hook"},
         run_at=datetime.now(UTC) + timedelta(seconds=2),
@@ -326,7 +326,7 @@ def test_it_delivers_on_the_connection_opened_early_without_resolving_again(
 ):
     receiver.expect_request("/hook").respond_with_data("ok")
     dns.answers["early.example.test"] = [["127.0.0.1"], ["169.254.169.254"]]
-    task, _ = services.task_create(
+    task, _ = creation.task_create(
         action="webhook",
         payload={"url": f"http://early.example.test:{receiver.port}/hook"},
         run_at=datetime.now(UTC) + timedelta(seconds=2),
@@ -388,7 +388,7 @@ def test_the_executor_imports_no_pydantic():
 
     code = (
         "import sys; from django.conf import settings; settings.WEBHOOK_TIMEOUT_SECONDS;"
-        "import tasks.executor, tasks.execution, tasks.actions.webhook;"
+        "import tasks.executor, tasks.services.running, tasks.actions.webhook;"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'ninja'}))"
     )
     result = subprocess.run(

@@ -2,7 +2,7 @@
 
 An action validates a new task's payload (a pydantic model, which only the
 API and the dashboard load) and prepares a Delivery for one attempt, which
-the executor connects, sends and receives: an Outcome, or a TransportError;
+the executor connects, sends and receives: a DeliveryResult, or a TransportError;
 the executor records either.
 """
 
@@ -37,7 +37,7 @@ class TransportError(Exception):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class DeliveryResult:
     http_status: int | None = None
     response_excerpt: str | None = None
 
@@ -51,7 +51,7 @@ class Delivery(Protocol):
 
     def send(self) -> None: ...
 
-    def receive(self) -> Outcome: ...
+    def receive(self) -> DeliveryResult: ...
 
     def close(self) -> None: ...
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from tasks.actions import Outcome, TransportError
+from tasks.actions import DeliveryResult, TransportError
 from tasks.actions.netguard import (
     BlockedAddressError,
     ConnectError,
@@ -236,7 +236,7 @@ class WebhookDelivery:
             self.close()
             raise _transport_error(exc, self.timeout) from None
 
-    def receive(self) -> Outcome:
+    def receive(self) -> DeliveryResult:
         deadline = self.deadline or time.monotonic() + self.timeout
         # The response must arrive within what is left of the timeout.
         remaining = max(0.001, deadline - time.monotonic())
@@ -294,7 +294,7 @@ class WebhookAction:
             raise TransportError(f"invalid payload: {exc}", permanent=True) from None
         return WebhookDelivery(task_id, spec, due_at)
 
-    def run(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> Outcome:
+    def run(self, *, task_id: str, payload: dict[str, Any], attempt: int) -> DeliveryResult:
         """Deliver now: prepare, send and receive in one go."""
         delivery = self.prepare(task_id=task_id, payload=payload, attempt=attempt)
         try:
@@ -304,13 +304,13 @@ class WebhookAction:
             delivery.close()
 
 
-def _judge(response: Any, deadline: float) -> Outcome:
+def _judge(response: Any, deadline: float) -> DeliveryResult:
     status = response.status
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     location = response.headers.get("Location")
     excerpt = _excerpt(response, deadline)
     if 200 <= status < 300:
-        return Outcome(http_status=status, response_excerpt=excerpt)
+        return DeliveryResult(http_status=status, response_excerpt=excerpt)
     if 300 <= status < 400:
         raise TransportError(
             f"HTTP {status}: redirect to {location or '?'} not followed",

@@ -11,8 +11,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 
-from tasks import access, scheduler
+from tasks import scheduler
 from tasks.models import Operator
+from tasks.services import access
 
 DEV_USERNAME = "admin"
 

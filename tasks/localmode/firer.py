@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.execution import CLAIM_EARLY_SECONDS
 from tasks.localmode.invokers import ThreadInvoker, invoke_command
+from tasks.models import CLAIM_EARLY_SECONDS
 
 logger = logging.getLogger("localmode.firer")
 

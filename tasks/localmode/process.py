@@ -26,7 +26,9 @@ def free_port() -> int:
 
 
 @dataclass
-class LocalStack:
+class LocalRun:
+    """A running `manage.py runlocal` and what it printed when ready."""
+
     url: str
     username: str
     password: str
@@ -57,7 +59,7 @@ def start_local(
     env: dict[str, str] | None = None,
     port: int | None = None,
     args: list[str] | None = None,
-) -> LocalStack:
+) -> LocalRun:
     """Start the local mode with its state in data_dir; returns once the three
     ready lines are printed."""
     environment = {
@@ -103,7 +105,7 @@ def start_local(
     # Keep draining its output so it never blocks on a full pipe.
     threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()
     username, password = ready["Login: "].split(" ", 1)
-    return LocalStack(
+    return LocalRun(
         url=ready["Dashboard: "],
         username=username,
         password=password,

@@ -21,9 +21,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from pynamodb.exceptions import DoesNotExist
 
-from tasks import access
 from tasks.forms import LoginForm
 from tasks.models import Operator
+from tasks.services import access
 
 SESSION_OPERATOR = "dashboard_operator"
 SESSION_AUTH_HASH = "dashboard_auth_hash"

@@ -6,9 +6,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
-from tasks import access
-from tasks.errors import TaskConflict, TaskNotFound
+from tasks.errors import Conflict, Invalid, NotFound
 from tasks.forms import ApiKeyForm
+from tasks.services import access
 from tasks.views.auth import flash, login_required, render_page
 
 
@@ -23,8 +23,8 @@ def key_list(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 key, raw = access.apikey_create(name=form.cleaned_data["name"])
-            except ValueError as exc:
-                form.add_error("name", str(exc).capitalize() + ".")
+            except Invalid as exc:
+                form.add_error("name", exc.message.capitalize() + ".")
             else:
                 # Rendered into this response only (never a redirect through
                 # the session cookie); the page is sent with no-store.
@@ -45,7 +45,7 @@ def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
         return redirect("dashboard:keys")
     try:
         key = access.apikey_revoke(key_id=key_id)
-    except (TaskNotFound, TaskConflict) as exc:
+    except (NotFound, Conflict) as exc:
         flash(request, exc.message, "error")
     else:
         flash(request, f"API key “{key.name}” revoked; requests with it now get 401.")

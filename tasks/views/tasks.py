@@ -1,5 +1,5 @@
 """Dashboard pages about tasks: list, detail, create and the actions. Thin:
-every decision is made by tasks.services."""
+every decision is made by the services and selectors."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from tasks import services
-from tasks.errors import InvalidCursor, InvalidTask, SchedulingFailed, TaskConflict, TaskNotFound
+from tasks import selectors
+from tasks.errors import Conflict, Invalid, InvalidCursor, NotFound, SchedulingFailed
 from tasks.forms import TaskForm
-from tasks.models import STATUS_RUNNING, STATUS_SCHEDULED, STATUSES, Task
+from tasks.models import STATUSES, Status, Task
 from tasks.schemas import REDACTED, public_payload
+from tasks.services import commands, creation
+from tasks.services.store import now
 from tasks.views.auth import flash, login_required, operator_timezone, render_page
 
 PAGE_SIZE = 25
@@ -30,8 +32,8 @@ DETAIL_IDLE_POLL_SECONDS = 30
 
 def _get_task_or_404(task_id: str) -> Task:
     try:
-        return services.task_get(task_id=task_id)
-    except TaskNotFound:
+        return selectors.task_get(task_id=task_id)
+    except NotFound:
         raise Http404("no such task") from None
 
 
@@ -51,12 +53,12 @@ def task_list(request: HttpRequest) -> HttpResponse:
     if status not in (None, *STATUSES) or order not in ORDER_LABELS:
         return redirect("dashboard:task_list")
     try:
-        page = services.task_list(status=status, order=order, limit=PAGE_SIZE, cursor=cursor)
+        page = selectors.task_list(status=status, order=order, limit=PAGE_SIZE, cursor=cursor)
     except InvalidCursor:
         # A cursor from another filter or a mangled link: start over.
         flash(request, "That page link is no longer valid; showing the first page.", "error")
         return redirect(_list_url(status, order))
-    counts = services.task_counts()
+    counts = selectors.task_counts()
     context = {
         "tasks": page.items,
         "next_url": _list_url(status, order, page.next_cursor) if page.next_cursor else None,
@@ -76,8 +78,8 @@ def task_list(request: HttpRequest) -> HttpResponse:
 
 def _shown_count(*counts: int) -> str:
     """The sum of task_counts() values as the dashboard shows it: a count
-    above services.COUNT_CAP adds the cap and a "+" ("1,000+")."""
-    cap = services.COUNT_CAP
+    above selectors.COUNT_CAP adds the cap and a "+" ("1,000+")."""
+    cap = selectors.COUNT_CAP
     shown = f"{sum(min(n, cap) for n in counts):,}"
     return shown + "+" if any(n > cap for n in counts) else shown
 
@@ -95,8 +97,8 @@ def task_go(request: HttpRequest) -> HttpResponse:
     """Jump to a task by its id (pasted from a log line, an API answer...)."""
     task_id = request.GET.get("id", "").strip().lower().replace("-", "")
     try:
-        services.task_get(task_id=task_id)
-    except TaskNotFound:
+        selectors.task_get(task_id=task_id)
+    except NotFound:
         pass
     else:
         return redirect("dashboard:task_detail", task_id=task_id)
@@ -128,33 +130,33 @@ def task_detail(request: HttpRequest, task_id: str) -> HttpResponse:
 def _detail_poll_seconds(task: Task) -> int | None:
     """Poll fast while something is about to happen, slowly while a task waits
     for a later time, and not at all once it is finished."""
-    if task.status == STATUS_RUNNING:
+    if task.status == Status.RUNNING:
         return DETAIL_POLL_SECONDS
-    if task.status != STATUS_SCHEDULED:
+    if task.status != Status.SCHEDULED:
         return None
-    soon = services.now() + timedelta(minutes=2)
+    soon = now() + timedelta(minutes=2)
     return DETAIL_POLL_SECONDS if task.due_at <= soon else DETAIL_IDLE_POLL_SECONDS
 
 
-# --- actions ------------------------------------------------------------------------
+# --- operator commands --------------------------------------------------------------
 
-ACTIONS = {
-    "cancel": (services.task_cancel, "Task cancelled."),
-    "run_now": (services.task_run_now, "Task moved to now; it runs within seconds."),
-    "retry": (services.task_retry, "Task scheduled again with a fresh round of attempts."),
+COMMANDS = {
+    "cancel": (commands.task_cancel, "Task cancelled."),
+    "run_now": (commands.task_run_now, "Task moved to now; it runs within seconds."),
+    "retry": (commands.task_retry, "Task scheduled again with a fresh round of attempts."),
 }
 
 
 @require_POST
 @login_required
-def task_action(request: HttpRequest, task_id: str, action: str) -> HttpResponse:
-    service, done = ACTIONS[action]
+def task_command(request: HttpRequest, task_id: str, command: str) -> HttpResponse:
+    service, done = COMMANDS[command]
     try:
         _get_task_or_404(task_id)
         service(task_id=task_id)
     except Http404:
         return render_page(request, "tasks/not_found.html", {"task_id": task_id[:64]}, 404)
-    except (TaskConflict, SchedulingFailed) as exc:
+    except (Conflict, SchedulingFailed) as exc:
         flash(request, _sentence(exc.message), "error")
     else:
         flash(request, done)
@@ -223,7 +225,7 @@ def _create(request: HttpRequest, form: TaskForm) -> tuple[Task | None, int]:
     created_by = f"operator:{request.operator.username}"
     submission = form.cleaned_data["submission"]
     try:
-        task, created = services.task_create(
+        task, created = creation.task_create(
             action="webhook",
             payload=payload,
             run_at=form.cleaned_data.get("run_at_utc"),
@@ -231,14 +233,14 @@ def _create(request: HttpRequest, form: TaskForm) -> tuple[Task | None, int]:
             idempotency_key=submission,
             created_by=created_by,
         )
-    except InvalidTask as exc:
+    except Invalid as exc:
         form.add_service_errors(exc.errors)
         return None, 422
-    except TaskConflict:
+    except Conflict:
         # The same form sent again ("in 10 minutes" then means a slightly
         # later time, so the request differs): that is the task it made.
-        task_id = services.idempotent_task_id(created_by=created_by, idempotency_key=submission)
-        return services.task_get(task_id=task_id), 200
+        task_id = creation.idempotent_task_id(created_by=created_by, idempotency_key=submission)
+        return selectors.task_get(task_id=task_id), 200
     except SchedulingFailed as exc:
         form.add_error(None, _sentence(exc.message))
         return None, 503
@@ -247,13 +249,13 @@ def _create(request: HttpRequest, form: TaskForm) -> tuple[Task | None, int]:
 
 def _check_parsed_fields(form: TaskForm) -> None:
     try:
-        services.task_validate(
+        creation.task_validate(
             action="webhook",
             payload=form.payload(),
             run_at=form.cleaned_data.get("run_at_utc"),
             max_attempts=form.cleaned_data.get("max_attempts"),
         )
-    except InvalidTask as exc:
+    except Invalid as exc:
         form.add_service_errors(exc.errors)
 
 
@@ -264,8 +266,8 @@ def _restore_redacted_headers(payload: dict[str, Any], source_id: str) -> None:
     if REDACTED not in headers.values():
         return
     try:
-        source_headers = services.task_get(task_id=source_id).payload.get("headers") or {}
-    except TaskNotFound:
+        source_headers = selectors.task_get(task_id=source_id).payload.get("headers") or {}
+    except NotFound:
         return
     for name, value in headers.items():
         if value == REDACTED and name in source_headers:

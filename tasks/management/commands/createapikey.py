@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks import access
+from tasks.errors import DomainError
+from tasks.services import access
 
 
 class Command(BaseCommand):
@@ -14,7 +15,7 @@ class Command(BaseCommand):
     def handle(self, *args, name: str, **options) -> None:
         try:
             key, raw = access.apikey_create(name=name)
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
+        except DomainError as exc:
+            raise CommandError(exc.message) from None
         self.stderr.write(f"API key {key.key_id} ({key.name}) created; it is shown only once:")
         self.stdout.write(raw)

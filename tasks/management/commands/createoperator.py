@@ -5,8 +5,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks import access
-from tasks.errors import TaskError
+from tasks.errors import DomainError
+from tasks.services import access
 
 
 class Command(BaseCommand):
@@ -25,6 +25,6 @@ class Command(BaseCommand):
             password = getpass.getpass("Password: ")
         try:
             access.operator_create(username=username, password=password)
-        except (ValueError, TaskError) as exc:
+        except DomainError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"operator {username} created")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from tasks import access
+from tasks.services import access
 
 
 class Command(BaseCommand):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks import access
-from tasks.errors import TaskError
+from tasks.errors import DomainError
+from tasks.services import access
 
 
 class Command(BaseCommand):
@@ -15,6 +15,6 @@ class Command(BaseCommand):
     def handle(self, *args, key: str, **options) -> None:
         try:
             revoked = access.apikey_revoke(key_id=key)
-        except TaskError as exc:
+        except DomainError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(f"revoked {revoked.key_id} ({revoked.name})")

@@ -112,7 +112,11 @@ class Command(BaseCommand):
 
     def _start_firer(self, client, threads: int):
         from tasks.localmode.firer import Firer
+        from tasks.localmode.sendfirst import SendFirst
+        from tasks.services import running
 
+        # Many invocations share this process (on Lambda, one each).
+        running.set_pacer(SendFirst())
         _make_clients()
         # The timeout is the executor Lambda's (zappa_settings.json).
         firer = Firer(client=client, group=settings.SCHEDULE_GROUP, workers=threads, timeout=120.0)

@@ -3,6 +3,6 @@
 
 from __future__ import annotations
 
-from tasks.localmode.process import LocalStack, free_port, start_local
+from tasks.localmode.process import LocalRun, free_port, start_local
 
-__all__ = ["LocalStack", "free_port", "start_local"]
+__all__ = ["LocalRun", "free_port", "start_local"]

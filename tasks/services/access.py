@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from django.contrib.auth.hashers import check_password, make_password
 from pynamodb.exceptions import DoesNotExist, PutError
 
-from tasks.errors import TaskConflict, TaskNotFound
+from tasks.errors import Conflict, DomainError, Invalid, NotFound
 from tasks.models import ApiKey, Operator
 
 KEY_PREFIX = "tsk_"
@@ -35,7 +35,7 @@ def apikey_create(*, name: str) -> tuple[ApiKey, str]:
     never stored."""
     name = name.strip()
     if not 1 <= len(name) <= 100:
-        raise ValueError("name must be 1 to 100 characters")
+        raise Invalid.one(["name"], "name must be 1 to 100 characters")
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(
         key_hash=_hash_key(raw),
@@ -68,9 +68,9 @@ def apikey_revoke(*, key_id: str) -> ApiKey:
     """Revoke by key id, name or displayed prefix."""
     matches = [k for k in ApiKey.scan() if key_id in (k.key_id, k.name, k.prefix)]
     if not matches:
-        raise TaskNotFound(f"no API key {key_id!r}")
+        raise NotFound(f"no API key {key_id!r}")
     if len(matches) > 1:
-        raise TaskConflict(f"{key_id!r} matches {len(matches)} keys; use the key id")
+        raise Conflict(f"{key_id!r} matches {len(matches)} keys; use the key id")
     key = matches[0]
     if not key.revoked_at:
         key.update(actions=[ApiKey.revoked_at.set(_now())])
@@ -83,20 +83,20 @@ def apikey_revoke(*, key_id: str) -> ApiKey:
 def operator_create(*, username: str, password: str) -> Operator:
     username = username.strip()
     if not 1 <= len(username) <= 150:
-        raise ValueError("username must be 1 to 150 characters")
+        raise Invalid.one(["username"], "username must be 1 to 150 characters")
     if len(password) < 8:
-        raise ValueError("password must be at least 8 characters")
+        raise Invalid.one(["password"], "password must be at least 8 characters")
     operator = Operator(username=username, password_hash=make_password(password), created_at=_now())
     try:
         operator.save(condition=Operator.username.does_not_exist())
     except PutError:
-        raise TaskConflict(f"operator {username!r} already exists") from None
+        raise Conflict(f"operator {username!r} already exists") from None
     return operator
 
 
 def operator_set_password(*, username: str, password: str) -> None:
     if len(password) < 8:
-        raise ValueError("password must be at least 8 characters")
+        raise Invalid.one(["password"], "password must be at least 8 characters")
     Operator(username=username).update(
         actions=[
             Operator.password_hash.set(make_password(password)),
@@ -107,8 +107,8 @@ def operator_set_password(*, username: str, password: str) -> None:
     )
 
 
-class LoginLocked(Exception):
-    pass
+class LoginLocked(DomainError):
+    """The account is locked after too many failed logins."""
 
 
 def operator_authenticate(*, username: str, password: str) -> Operator | None:
