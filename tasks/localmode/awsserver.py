@@ -1,28 +1,41 @@
-"""A local DynamoDB + EventBridge Scheduler endpoint: moto's server, made
-atomic and persistent.
+"""A local DynamoDB + EventBridge Scheduler (+ SQS) endpoint: moto's server,
+made atomic and durable.
 
 - Atomic: moto has no per-request lock, so two conditional writes arriving at
   once could both pass their condition. DynamoDB applies each single-item
   operation atomically; this server does the same by handling one request at
   a time.
-- Persistent: after changes, the DynamoDB tables and the schedules are
-  pickled to a state file (at most every `save_interval` seconds, and on
-  stop), and loaded again at start, so `make run` keeps its state in .local/.
+- Durable: each mutating request that succeeded is appended to a journal and
+  fsync'd before its answer is sent (journal.py), so an answered write
+  survives kill -9. The journal is compacted into a snapshot (`--state`) in
+  the background; at start the snapshot is loaded and the journal replayed.
+  A snapshot that cannot be written is retried and reported: in the log and
+  at `GET /_local/health`, which the dashboard reads.
+- A change feed of the schedules (feed.py) for the local firer.
 
 Run it as `python -m tasks.localmode.awsserver --port 4566 --state .local/aws.pickle`.
+With `--supervised` (runlocal) it ignores SIGINT/SIGTERM and stops, saving,
+when its standard input closes: its parent decides when, after the tasks
+that write to it have finished.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import logging
 import os
-import pickle
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
+
+from tasks.localmode import snapshots
+from tasks.localmode.feed import ScheduleFeed
+from tasks.localmode.journal import Journal, read_records
 
 logger = logging.getLogger("localmode.aws")
 
@@ -33,102 +46,143 @@ READ_ONLY_TARGETS = (
     "DynamoDB_20120810.DescribeTable",
     "DynamoDB_20120810.ListTables",
     "DynamoDB_20120810.BatchGetItem",
+    "AmazonSQS.GetQueueUrl",
+    "AmazonSQS.GetQueueAttributes",
+    "AmazonSQS.ListQueues",
 )
 
 
-def _backends() -> tuple[Any, Any]:
-    from moto.dynamodb.models import dynamodb_backends
-    from moto.scheduler.models import scheduler_backends
-
-    return dynamodb_backends, scheduler_backends
-
-
-def snapshot() -> bytes:
-    """Pickle every account's and region's tables and schedules."""
-    dynamodb, scheduler = _backends()
-    state: dict = {"dynamodb": {}, "scheduler": {}}
-    for account, regions in dynamodb.items():
-        for region, backend in regions.items():
-            state["dynamodb"][(account, region)] = backend.tables
-    for account, regions in scheduler.items():
-        for region, backend in regions.items():
-            state["scheduler"][(account, region)] = (backend.schedules, backend.schedule_groups)
-    return pickle.dumps(state)
+def _is_mutation(environ: dict) -> bool:
+    if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+        return False
+    return environ.get("HTTP_X_AMZ_TARGET", "") not in READ_ONLY_TARGETS
 
 
-def restore(blob: bytes) -> None:
-    dynamodb, scheduler = _backends()
-    state = pickle.loads(blob)
-    for (account, region), tables in state["dynamodb"].items():
-        dynamodb[account][region].tables = tables
-    for (account, region), (schedules, groups) in state["scheduler"].items():
-        backend = scheduler[account][region]
-        backend.schedules = schedules
-        backend.schedule_groups = groups
+def _replay_environ(record: dict) -> dict:
+    from werkzeug.test import EnvironBuilder
+
+    environ = EnvironBuilder(method=record["environ"]["REQUEST_METHOD"]).get_environ()
+    environ.update(record["environ"])
+    environ["wsgi.input"] = io.BytesIO(record["body"])
+    return environ
 
 
-class AtomicPersistentApp:
-    """WSGI middleware: one request at a time; remember unsaved changes."""
+class AtomicDurableApp:
+    """WSGI middleware: one request at a time; mutations journaled before
+    they are answered; the private /_local/ paths."""
 
-    def __init__(self, app: Any, state_file: Path | None, save_interval: float) -> None:
+    def __init__(self, app: Any, state_file: Path | None) -> None:
         self.app = app
         self.lock = threading.Lock()
         self.state_file = state_file
-        self.save_interval = save_interval
-        self.dirty = False
-        self.stopping = threading.Event()
+        self.feed = ScheduleFeed()
+        self.journal: Journal | None = None
+        self.saver = snapshots.Saver(self) if state_file else None
+
+    # --- requests -------------------------------------------------------------
 
     def __call__(self, environ: dict, start_response: Any) -> Any:
+        if environ.get("PATH_INFO", "").startswith("/_local/"):
+            return self._private(environ, start_response)
+        body = self._read_body(environ)
+        answer: list = []
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> None:
+            answer[:] = [status, headers]
+
         with self.lock:
-            # Read the body and build the whole response inside the lock.
-            result = self.app(environ, start_response)
-            body = b"".join(result)
+            result = self.app(environ, capture)
+            content = b"".join(result)
             if hasattr(result, "close"):
                 result.close()
-            target = environ.get("HTTP_X_AMZ_TARGET", "")
-            if environ.get("REQUEST_METHOD") != "GET" and target not in READ_ONLY_TARGETS:
-                self.dirty = True
-        return [body]
+            ok = answer[0].startswith("2")
+            number = self._journal(environ, body) if ok and _is_mutation(environ) else 0
+            if ok and _is_mutation(environ):
+                self.feed.observe(environ, body)
+        if number is None or (number and not self._durable(number)):
+            return self._failure(start_response)
+        start_response(*answer)
+        return [content]
 
-    def save(self) -> None:
-        if not self.state_file:
-            return
-        with self.lock:
-            if not self.dirty:
-                return
-            blob = snapshot()
-            self.dirty = False
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, self.state_file)
+    @staticmethod
+    def _read_body(environ: dict) -> bytes:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        return body
+
+    def _journal(self, environ: dict, body: bytes) -> int | None:
+        """0 when there is no journal; None when the write failed."""
+        if self.journal is None:
+            return 0
+        # What a replay needs: moto routes on the raw URI, Host, Authorization.
+        kept = {k: v for k, v in environ.items() if isinstance(v, str) and "." not in k}
+        try:
+            return self.journal.append({"environ": kept, "body": body})
+        except OSError as exc:
+            self.saver.journal_failed(exc)
+            return None
+
+    def _durable(self, number: int) -> bool:
+        try:
+            self.journal.wait_durable(number)
+            return True
+        except OSError as exc:
+            self.saver.journal_failed(exc)
+            return False
+
+    @staticmethod
+    def _failure(start_response: Any) -> list[bytes]:
+        # Applied in memory but not known to be on disk: the caller is told
+        # it failed (its outcome is unknown, as after a timeout on AWS); the
+        # saver snapshots the memory as soon as it can.
+        start_response("500 Internal Server Error", [("Content-Type", "application/json")])
+        message = "the local endpoint could not write its journal"
+        return [json.dumps({"__type": "InternalFailure", "message": message}).encode()]
+
+    def _private(self, environ: dict, start_response: Any) -> list[bytes]:
+        path = environ["PATH_INFO"]
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        if path == "/_local/health":
+            answer = self.saver.health() if self.saver else {"ok": True, "problem": None}
+        elif path == "/_local/schedules" and "since" in query:
+            wait = min(float(query.get("wait", "0")), 30.0)
+            answer = self.feed.since(query.get("epoch", ""), int(query["since"]), wait)
+        elif path == "/_local/schedules":
+            answer = self.feed.everything(self.lock)
+        else:
+            start_response("404 Not Found", [("Content-Type", "application/json")])
+            return [b'{"detail": "Not Found"}']
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(answer).encode()]
+
+    # --- state ------------------------------------------------------------------
 
     def load(self) -> bool:
-        if not (self.state_file and self.state_file.exists()):
+        """The snapshot, then the journal on top; then a new journal."""
+        if not self.state_file:
             return False
-        try:
-            restore(self.state_file.read_bytes())
-        except Exception:  # an unreadable state file must not block starting
-            logger.exception("could not load %s; starting empty", self.state_file)
-            return False
-        return True
+        generation, loaded = snapshots.load(self.state_file)
+        replayed = 0
+        for _, path in snapshots.journals_after(self.state_file, generation):
+            for record in read_records(path):
+                result = self.app(_replay_environ(record), lambda *a, **k: None)
+                b"".join(result)
+                replayed += 1
+        self.journal = Journal(self.state_file, snapshots.next_generation(self.state_file))
+        if replayed:
+            logger.warning("replayed %s journaled writes on top of the snapshot", replayed)
+            self.saver.wanted = True
+        return loaded or replayed > 0
 
-    def saver(self) -> None:
-        while not self.stopping.wait(self.save_interval):
-            try:
-                self.save()
-            except Exception:
-                logger.exception("could not save the local AWS state")
 
-
-def make_app(state_file: Path | None, save_interval: float = 1.0) -> AtomicPersistentApp:
+def make_app(state_file: Path | None) -> AtomicDurableApp:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return AtomicPersistentApp(
-        DomainDispatcherApplication(create_backend_app), state_file, save_interval
-    )
+    return AtomicDurableApp(DomainDispatcherApplication(create_backend_app), state_file)
 
 
-def serve(host: str, port: int, state_file: Path | None, ready: Any = None) -> None:
+def serve(host: str, port: int, state_file: Path | None, supervised: bool = False) -> None:
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     class QuietHandler(WSGIRequestHandler):
@@ -138,25 +192,31 @@ def serve(host: str, port: int, state_file: Path | None, ready: Any = None) -> N
     app = make_app(state_file)
     loaded = app.load()
     server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
-    saver = threading.Thread(target=app.saver, daemon=True)
-    saver.start()
+    server.daemon_threads = True
+    if app.saver:
+        threading.Thread(target=app.saver.run, name="saver", daemon=True).start()
 
-    def stop(signum: int, frame: Any) -> None:
-        app.stopping.set()
+    def stop(*_: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    if supervised:
+        # The group's Ctrl-C is for the parent, which stops this last.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        threading.Thread(target=lambda: (sys.stdin.buffer.read(), stop()), daemon=True).start()
+    else:
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
     print(
         f"local AWS on http://{host}:{server.server_port} "
         f"({'state loaded from ' + str(state_file) if loaded else 'empty'})",
         flush=True,
     )
     try:
-        server.serve_forever()
+        server.serve_forever(poll_interval=0.2)
     finally:
-        app.dirty = True
-        app.save()
+        if app.saver:
+            app.saver.final()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -164,13 +224,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--state", type=Path, default=None, help="state file (none: in memory)")
+    parser.add_argument("--supervised", action="store_true", help="stop when stdin closes")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(name, "local")
     if args.state:
         args.state.parent.mkdir(parents=True, exist_ok=True)
-    serve(args.host, args.port, args.state)
+    serve(args.host, args.port, args.state, supervised=args.supervised)
     sys.exit(0)
 
 
