@@ -11,6 +11,7 @@ from django.http import HttpRequest, JsonResponse
 from ninja import Header, NinjaAPI
 from ninja.security import HttpBearer
 
+from scheduler_site.middleware import UNAVAILABLE, storage_unreachable
 from tasks.api import CREATE_RESPONSES, create_task, router
 from tasks.errors import BadRequest, Conflict, DomainError, Invalid, NotFound, Unavailable
 from tasks.schemas import TaskIn
@@ -61,6 +62,14 @@ def body_too_large(request: HttpRequest, exc: RequestDataTooBig):
     )
 
 
+def unexpected(request: HttpRequest, exc: Exception):
+    """ninja's own handler answers an HTML traceback in DEBUG and re-raises
+    otherwise: a store that cannot be reached is a 503 either way."""
+    if storage_unreachable(exc):
+        return JsonResponse({"detail": UNAVAILABLE}, status=503, headers={"Retry-After": "2"})
+    raise exc
+
+
 def domain_error(request: HttpRequest, exc: DomainError):
     status = next((s for kind, s in STATUS_BY_ERROR.items() if isinstance(exc, kind)), 400)
     return JsonResponse({"detail": exc.message}, status=status)
@@ -81,6 +90,7 @@ for ninja_api in (api, alias_api):
     ninja_api.exception_handler(Invalid)(invalid)
     ninja_api.exception_handler(RequestDataTooBig)(body_too_large)
     ninja_api.exception_handler(DomainError)(domain_error)
+    ninja_api.exception_handler(Exception)(unexpected)
 
 
 @alias_api.post("/schedule-task", response=CREATE_RESPONSES, by_alias=True)

@@ -31,3 +31,45 @@ class ApiJsonErrorsMiddleware:
                 answer["Allow"] = response["Allow"]
             return answer
         return response
+
+
+def storage_unreachable(exc: BaseException) -> bool:
+    """Whether an exception is, at its root, a connection to DynamoDB or
+    the scheduler that failed (the local endpoint restarting, an outage):
+    botocore's connection errors, wrapped by PynamoDB in `.cause`."""
+    from botocore.exceptions import ConnectionError, HTTPClientError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConnectionError | HTTPClientError):
+            return True
+        seen.add(id(current))
+        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
+    return False
+
+
+UNAVAILABLE = "the task store is unreachable; try again in a moment"
+
+
+class StorageUnavailableMiddleware:
+    """A 503, never a 500 page, while the task store cannot be reached: JSON
+    `{"detail": ...}` for the API, a short page for the dashboard."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponseBase | None:
+        if not storage_unreachable(exc):
+            return None
+        if _is_api(request.path_info):
+            answer = JsonResponse({"detail": UNAVAILABLE}, status=503)
+        else:
+            from django.shortcuts import render
+
+            answer = render(request, "tasks/unavailable.html", {"message": UNAVAILABLE}, status=503)
+        answer["Retry-After"] = "2"
+        return answer

@@ -40,6 +40,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so it sees the 404/405 answers Django and ninja make as text.
     "scheduler_site.middleware.ApiJsonErrorsMiddleware",
+    # After it: an exception from a view reaches the innermost first.
+    "scheduler_site.middleware.StorageUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "scheduler_site.urls"
@@ -53,6 +55,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "tasks.context_processors.local_health",
             ],
         },
     },

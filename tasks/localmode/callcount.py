@@ -5,8 +5,10 @@ SCHEDULER_LOCAL_CALL_LOG names a file: each call appends one line,
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 _lock = threading.Lock()
@@ -29,4 +31,19 @@ def install(path: str) -> None:
         client.meta.events.register("before-call.*.*", on_call)
         return client
 
+    create_client.original = original
     Session.create_client = create_client
+
+
+@contextlib.contextmanager
+def uncounted() -> Iterator[None]:
+    """Clients made inside are not counted (their calls are ones
+    EventBridge makes itself on AWS)."""
+    from botocore.session import Session
+
+    hooked = Session.create_client
+    Session.create_client = getattr(hooked, "original", hooked)
+    try:
+        yield
+    finally:
+        Session.create_client = hooked

@@ -1,11 +1,17 @@
-"""A local stand-in for EventBridge Scheduler's firing of one-time schedules.
+"""A local stand-in for EventBridge Scheduler's firing of schedules.
 
-It reads the schedules the app created through the same boto3 'scheduler'
-API the app uses on AWS, and at each schedule's time invokes the executor
-with the schedule's Target Input, as Lambda would, in a bounded worker pool.
-After a schedule fires it is deleted (ActionAfterCompletion DELETE). It fires
-at the scheduled second, not within a minute as EventBridge may; schedules
-that came due while nothing was running fire as soon as it starts.
+It learns the schedules the app created through the boto3 'scheduler' API
+(their definitions: expression, timezone, Target Input, RetryPolicy,
+ActionAfterCompletion, State) from a source (sources.py: the local endpoint's
+change feed in runlocal), and at each schedule's time invokes the executor
+with the Target Input, as Lambda would, in a bounded worker pool. A fired
+schedule with ActionAfterCompletion DELETE is deleted a moment later; others
+stay, and fire again if `next_fire` gives them another time. It fires at the
+scheduled second, not within a minute as EventBridge may; schedules that came
+due while nothing was running fire as soon as it starts.
+
+Two threads: `feed` keeps `self.schedules` current from the source; `firer`
+sleeps until the next schedule is due (or the feed wakes it) and fires.
 """
 
 from __future__ import annotations
@@ -22,25 +28,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasks.localmode.invokers import ThreadInvoker, invoke_command
+from tasks.localmode.sources import Change, ListingSource
 from tasks.models import CLAIM_EARLY_SECONDS
 
 logger = logging.getLogger("localmode.firer")
 
 DELETE_DELAY_SECONDS = 1.0
-# No reading of the schedules from this long before to this long after a
-# second at which fired invocations are due.
-CROWD_QUIET_BEFORE = 0.3
-CROWD_QUIET_AFTER = 0.5
+IDLE_WAKE_SECONDS = 60.0
 
 
 @dataclass(order=True)
 class Due:
-    start: float  # when to invoke: `at`, less the lead for a crowded second
-    at: float = field(compare=False)
+    at: float  # the scheduled time (epoch seconds)
+    start: float = field(compare=False)  # when to invoke: `at`, less the lead
     name: str = field(compare=False)
     event: dict = field(compare=False)
     delete_after: bool = field(compare=False)
     retries: int = field(compare=False)
+    definition: dict = field(compare=False, repr=False, default_factory=dict)
 
 
 def parse_at(expression: str, timezone: str | None) -> float:
@@ -55,12 +60,49 @@ def parse_at(expression: str, timezone: str | None) -> float:
     return when.replace(tzinfo=UTC).timestamp()
 
 
+def next_fire(definition: dict, after: float | None = None) -> float | None:
+    """When a schedule next fires (epoch seconds), strictly after `after` (a
+    time it fired at), or None when never again. A one-time schedule fires
+    once, at its time, however late it is found: a missed one fires at once.
+    (Recurring expressions extend this.)"""
+    at = parse_at(definition["ScheduleExpression"], definition.get("ScheduleExpressionTimezone"))
+    if after is not None and at <= after:
+        return None
+    return at
+
+
+def due_from(definition: dict, after: float | None = None) -> Due | None:
+    """The next firing of a definition; None if disabled, done or unreadable."""
+    name = definition.get("Name", "?")
+    if definition.get("State", "ENABLED") != "ENABLED":
+        return None
+    try:
+        at = next_fire(definition, after)
+        event = json.loads(definition["Target"].get("Input") or "{}")
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.warning("schedule %s skipped: %s", name, exc)
+        return None
+    if at is None:
+        return None
+    target = definition["Target"]
+    return Due(
+        at=at,
+        start=at,
+        name=name,
+        event=event,
+        delete_after=definition.get("ActionAfterCompletion") == "DELETE",
+        retries=target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 0),
+        definition=definition,
+    )
+
+
 class Firer:
     def __init__(
         self,
         *,
         client: Any,
         group: str,
+        source: Any = None,
         poll_interval: float = 0.25,
         invoke: Any = invoke_command,
         workers: int = 64,
@@ -70,7 +112,7 @@ class Firer:
     ) -> None:
         self.client = client
         self.group = group
-        self.poll_interval = poll_interval
+        self.source = source or ListingSource(client, group, poll_interval)
         # Invocations start a little before their second, more when many share
         # it, so that the stand-in's own throughput does not make them late.
         # The executor claims the task then, and holds the delivery until it is
@@ -81,132 +123,160 @@ class Firer:
         # The executor refuses a claim earlier than this before the due time.
         self.max_lead = CLAIM_EARLY_SECONDS - 1.0
         self.invoker = ThreadInvoker(invoke, workers=workers, timeout=timeout)
-        self.heap: list[Due] = []
-        self.known: set[str] = set()
-        self.fired: set[str] = set()
-        self.delete_after: dict[str, bool] = {}
-        self.fired_at: set[float] = set()
+        self.schedules: dict[str, Due] = {}  # the next firing of each schedule
+        self.fired: dict[str, float] = {}  # name -> the time it last fired for
+        self.heap: list[Due] = []  # stale entries (replaced, deleted) are skipped
+        self.changed = threading.Condition()
+        self.synced = threading.Event()  # the first full read is done
         self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="firer", daemon=True)
+        self.thread = threading.Thread(target=self._fire_loop, name="firer", daemon=True)
+        self.feeder = threading.Thread(target=self._feed_loop, name="feed", daemon=True)
         self.deletions: queue.Queue = queue.Queue()
         self.deleter = threading.Thread(target=self._delete_fired, name="deleter", daemon=True)
 
     def start(self) -> None:
+        self.feeder.start()
         self.thread.start()
         self.deleter.start()
 
-    def stop(self) -> None:
-        """Stop firing; wait for running invocations to finish."""
+    def stop(self, timeout: float = 3.0) -> None:
+        """Stop firing; let running invocations finish (up to `timeout`:
+        an invocation's webhook is bounded by its own timeout)."""
         self.stop_event.set()
+        with self.changed:
+            self.changed.notify_all()
         if self.thread.is_alive():
-            self.thread.join(timeout=5)
-        self.invoker.stop()
+            self.thread.join(timeout=1)
+        self.invoker.stop(timeout)
+        self.deletions.put((0.0, None))
         if self.deleter.is_alive():
-            self.deletions.put((0.0, None))
-            self.deleter.join(timeout=10)
+            self.deleter.join(timeout=1)
+        self.source.close()
 
-    # --- reading schedules ----------------------------------------------------
-
-    def _list_names(self) -> set[str]:
-        from botocore.exceptions import ClientError
-
-        for _ in range(3):
-            names: set[str] = set()
-            kwargs: dict = {"GroupName": self.group, "State": "ENABLED", "MaxResults": 100}
-            try:
-                while True:
-                    page = self.client.list_schedules(**kwargs)
-                    names.update(s["Name"] for s in page.get("Schedules", []))
-                    if not page.get("NextToken"):
-                        return names
-                    kwargs["NextToken"] = page["NextToken"]
-            except ClientError as exc:
-                # A page token goes stale when its schedule is deleted
-                # meanwhile: list again from the start.
-                if exc.response["Error"]["Code"] != "InvalidToken":
-                    raise
-        raise RuntimeError("the schedule listing kept changing")
-
-    def _read(self, name: str) -> Due | None:
-        try:
-            schedule = self.client.get_schedule(Name=name, GroupName=self.group)
-        except self.client.exceptions.ResourceNotFoundException:
-            return None
-        try:
-            at = parse_at(
-                schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone")
-            )
-            event = json.loads(schedule["Target"].get("Input") or "{}")
-        except (ValueError, KeyError) as exc:
-            logger.warning("schedule %s skipped: %s", name, exc)
-            return None
-        retries = schedule["Target"].get("RetryPolicy", {}).get("MaximumRetryAttempts", 0)
-        return Due(
-            start=at,
-            at=at,
-            name=name,
-            event=event,
-            delete_after=schedule.get("ActionAfterCompletion") == "DELETE",
-            retries=retries,
-        )
+    # --- learning the schedules ---------------------------------------------
 
     def poll(self) -> None:
-        names = self._list_names()
-        new = [due for name in names - self.known - self.fired if (due := self._read(name))]
-        for due in new:
-            self.crowd[int(due.at)] += 1
-        for due in new:
-            lead = self.lead_base + self.lead_per_task * self.crowd[int(due.at)]
-            due.start = due.at - min(lead, self.max_lead)
-            heapq.heappush(self.heap, due)
-        # A schedule deleted before it fired (a cancel) is dropped.
-        self.known = names
-        self.fired &= names
+        """One round: everything at first (and after the source lost track),
+        then what changed."""
+        if not self.synced.is_set():
+            self._replace_all(self.source.read_all())
+            self.synced.set()
+            return
+        changes = self.source.changes()
+        if changes is None:
+            self.synced.clear()
+        else:
+            self._apply(changes)
+
+    def _feed_loop(self) -> None:
+        failures = 0
+        while not self.stop_event.is_set():
+            try:
+                self.poll()
+                if failures:
+                    logger.warning("reading the schedules again")
+                failures = 0
+            except Exception as exc:
+                if self.stop_event.is_set():
+                    return
+                if not failures:  # once per outage, not at every try
+                    logger.warning("cannot read the schedules (%s); retrying", exc)
+                failures += 1
+                self.synced.clear()  # whatever changed meanwhile: read it all
+                self.stop_event.wait(min(0.1 * 2**failures, 2.0))
+
+    def _replace_all(self, definitions: list[dict]) -> None:
+        with self.changed:
+            self.schedules.clear()
+            self.heap.clear()
+            self.crowd.clear()
+            names = {d.get("Name") for d in definitions}
+            self.fired = {n: at for n, at in self.fired.items() if n in names}
+            for definition in definitions:
+                self._upsert(definition)
+            self.changed.notify_all()
+
+    def _apply(self, changes: list[Change]) -> None:
+        with self.changed:
+            for name, definition in changes:
+                if definition is None:
+                    self._forget(name)
+                    self.fired.pop(name, None)
+                else:
+                    self._upsert(definition)
+            self.changed.notify_all()
+
+    def _upsert(self, definition: dict) -> None:
+        """The caller holds self.changed."""
+        name = definition["Name"]
+        self._forget(name)
+        due = due_from(definition, after=self.fired.get(name))
+        if due is None:
+            return
+        self.crowd[int(due.at)] += 1
+        due.start = due.at - self._lead(due.at)
+        self.schedules[name] = due
+        heapq.heappush(self.heap, due)
+
+    def _forget(self, name: str) -> None:
+        old = self.schedules.pop(name, None)
+        if old is not None:
+            self.crowd[int(old.at)] -= 1
+
+    def _lead(self, at: float) -> float:
+        return min(self.lead_base + self.lead_per_task * self.crowd[int(at)], self.max_lead)
 
     # --- firing ---------------------------------------------------------------
 
-    def _loop(self) -> None:
-        next_poll = 0.0
+    def _fire_loop(self) -> None:
         while not self.stop_event.is_set():
-            now = time.time()
-            if now >= next_poll and not self._crowd_due_around(now):
-                try:
-                    self.poll()
-                except Exception:
-                    logger.exception("could not read the schedules")
-                next_poll = time.time() + self.poll_interval
-            self._fire_due()
-            wake = next_poll
-            if self.heap:
-                wake = min(wake, self.heap[0].start)
-            self.stop_event.wait(max(0.0, wake - time.time()))
-
-    def _crowd_due_around(self, now: float) -> bool:
-        """Whether fired invocations are due about now. Reading the schedules
-        then (parsing a long listing) would take the interpreter from their
-        deliveries: the next poll waits a moment."""
-        self.fired_at = {at for at in self.fired_at if at > now - CROWD_QUIET_AFTER}
-        return any(
-            now - CROWD_QUIET_AFTER <= at <= now + CROWD_QUIET_BEFORE for at in self.fired_at
-        )
-
-    def _fire_due(self) -> None:
-        now = time.time()
-        jobs = []
-        while self.heap and self.heap[0].start <= now:
-            due = heapq.heappop(self.heap)
-            if due.name not in self.known:
+            with self.changed:
+                jobs, wake = self._take_due(time.time())
+            if jobs:
+                self.invoker.submit(jobs, self._completed)
                 continue
-            self.fired.add(due.name)
-            self.delete_after[due.name] = due.delete_after
-            logger.debug("firing %s (due %.3f, %.3f s ahead)", due.name, due.at, due.at - now)
-            jobs.append((due.name, due.event, due.retries))
-            self.fired_at.add(due.at)
-        if jobs:
-            self.invoker.submit(jobs, self._completed)
+            with self.changed:
+                if not self.stop_event.is_set():
+                    self.changed.wait(max(0.0, wake - time.time()))
 
-    def _completed(self, name: str) -> None:
-        if self.delete_after.pop(name, False):
+    def _take_due(self, now: float) -> tuple[list, float]:
+        """Pop what is due (its lead counted with the crowd as it is now);
+        the caller holds self.changed. Returns the jobs and when to look again."""
+        jobs = []
+        while self.heap:
+            due = self.heap[0]
+            if self.schedules.get(due.name) is not due:
+                heapq.heappop(self.heap)  # replaced or deleted meanwhile
+                continue
+            if due.at - self._lead(due.at) > now:
+                return jobs, due.at - self._lead(due.at)
+            heapq.heappop(self.heap)
+            self._fired(due)
+            logger.debug("firing %s (due %.3f, %.3f s ahead)", due.name, due.at, due.at - now)
+            jobs.append((due.name, due.event, due.retries, due.delete_after))
+        return jobs, now + IDLE_WAKE_SECONDS
+
+    def _fired(self, due: Due) -> None:
+        """Recurring schedules stay, with their next time; one-time ones are
+        remembered as fired so a re-read does not fire them again."""
+        # Not _forget: the crowd of this second keeps its count, so the rest
+        # of it keeps the same lead.
+        self.schedules.pop(due.name, None)
+        self.fired[due.name] = due.at
+        following = due_from(due.definition, after=due.at)
+        if following is not None:
+            self.crowd[int(following.at)] += 1
+            self.schedules[due.name] = following
+            heapq.heappush(self.heap, following)
+        self._trim_crowd(due.at)
+
+    def _trim_crowd(self, now: float) -> None:
+        if len(self.crowd) > 1000:
+            for second in [s for s, n in self.crowd.items() if s < now - 60 or n <= 0]:
+                del self.crowd[second]
+
+    def _completed(self, name: str, delete_after: bool) -> None:
+        if delete_after:
             # EventBridge deletes a completed one-time schedule in its own
             # time; done here a moment later, off the busy instant.
             self.deletions.put((time.time() + DELETE_DELAY_SECONDS, name))
@@ -216,10 +286,13 @@ class Firer:
             when, name = self.deletions.get()
             if name is None:
                 return
-            time.sleep(max(0.0, when - time.time()))
+            # At stop the rest is left: a schedule that fires again into a
+            # finished task changes nothing (the executor's claim fails).
+            if self.stop_event.wait(max(0.0, when - time.time())):
+                return
             try:
                 self.client.delete_schedule(Name=name, GroupName=self.group)
             except self.client.exceptions.ResourceNotFoundException:
                 pass
-            except Exception:
-                logger.exception("could not delete fired schedule %s", name)
+            except Exception as exc:
+                logger.warning("could not delete fired schedule %s: %s", name, exc)

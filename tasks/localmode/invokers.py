@@ -15,8 +15,8 @@ from typing import Any
 
 logger = logging.getLogger("localmode.invoke")
 
-Done = Callable[[str], None]
-Job = tuple[str, dict, int]  # schedule name, event, retries
+Done = Callable[[str, bool], None]
+Job = tuple[str, dict, int, bool]  # schedule name, event, retries, delete after
 
 
 def started_pool(threads: int) -> ThreadPoolExecutor:
@@ -51,17 +51,30 @@ def invoke_command(event: dict, context: Any) -> Any:
 
 
 def invoke_with_retries(
-    invoke: Callable[[dict, Any], Any], name: str, event: dict, retries: int, timeout: float
+    invoke: Callable[[dict, Any], Any],
+    name: str,
+    event: dict,
+    retries: int,
+    timeout: float,
+    stopping: threading.Event | None = None,
 ) -> None:
-    """One invocation, retried like the schedule's RetryPolicy says."""
+    """One invocation, retried like the schedule's RetryPolicy says (not
+    once the local mode is stopping: the schedule stays, and fires again at
+    the next start)."""
+    from tasks.executor import ExecutorError
+
+    stopping = stopping or threading.Event()
     logger.debug("invoking %s at %.3f", name, time.time())
     for attempt in range(retries + 1):
         try:
             invoke(dict(event), LambdaContext(f"local-executor:{name}", timeout))
             return
+        except ExecutorError as exc:  # the executor's own, expected refusal
+            logger.warning("invocation of schedule %s failed (try %s): %s", name, attempt + 1, exc)
         except Exception:
             logger.exception("invocation of schedule %s failed (try %s)", name, attempt + 1)
-            time.sleep(min(2**attempt, 10))
+        if stopping.wait(min(2**attempt, 10)):
+            return
     logger.error("schedule %s: retries exhausted (on AWS: to the dead-letter queue)", name)
 
 
@@ -70,14 +83,34 @@ class ThreadInvoker:
         self.invoke = invoke
         self.timeout = timeout
         self.pool = started_pool(workers)
+        self.stopping = threading.Event()
+        self.running = 0
+        self.idle = threading.Condition()
 
     def submit(self, jobs: list[Job], done: Done) -> None:
-        def run(name: str, event: dict, retries: int) -> None:
-            invoke_with_retries(self.invoke, name, event, retries, self.timeout)
-            done(name)
+        def run(name: str, event: dict, retries: int, delete_after: bool) -> None:
+            with self.idle:
+                if self.stopping.is_set():
+                    return  # not started: its schedule fires at the next start
+                self.running += 1
+            try:
+                invoke_with_retries(self.invoke, name, event, retries, self.timeout, self.stopping)
+                done(name, delete_after)
+            finally:
+                with self.idle:
+                    self.running -= 1
+                    self.idle.notify_all()
 
         for job in jobs:
             self.pool.submit(run, *job)
 
-    def stop(self) -> None:
-        self.pool.shutdown(wait=True)
+    def stop(self, timeout: float) -> bool:
+        """Start nothing more; wait up to `timeout` for the running
+        invocations to record their outcome. False if some did not."""
+        self.stopping.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        with self.idle:
+            finished = self.idle.wait_for(lambda: self.running == 0, timeout)
+        if not finished:
+            logger.warning("%s invocations still running at stop", self.running)
+        return finished

@@ -3,6 +3,7 @@ and stop it again: for the end-to-end tests, the benchmark and `make webhook`.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -53,15 +54,47 @@ class LocalRun:
             self.process.send_signal(sig)
         return self.process.wait(timeout=timeout)
 
+    def children(self) -> list[int]:
+        """The pids of the processes runlocal started (the AWS endpoint)."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in path.read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            return []
+
+    def kill_all(self) -> None:
+        """kill -9 of runlocal and what it started (a crash, not a stop)."""
+        pids = [*self.children(), self.process.pid]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        for pid in pids[:-1]:
+            _wait_gone(pid)
+
+
+def _wait_gone(pid: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if ") Z " in status:  # dead, a zombie until its parent is reaped
+            return
+        time.sleep(0.05)
+
 
 def start_local(
     data_dir: Path,
     env: dict[str, str] | None = None,
     port: int | None = None,
     args: list[str] | None = None,
+    new_group: bool = False,
 ) -> LocalRun:
     """Start the local mode with its state in data_dir; returns once the three
-    ready lines are printed."""
+    ready lines are printed. `new_group`: in a process group of its own, so
+    that a signal can go to the whole group as a terminal's Ctrl-C does."""
     environment = {
         **os.environ,
         "SCHEDULER_LOCAL_MODE": "true",
@@ -87,6 +120,7 @@ def start_local(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        process_group=0 if new_group else None,
     )
     ready: dict[str, str] = {}
     output: list[str] = []

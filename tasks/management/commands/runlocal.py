@@ -7,16 +7,20 @@ import gc
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
+import time
 from pathlib import Path
 
 import boto3
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from tasks.localmode.endpoint import EndpointError, SupervisedEndpoint
+
 logger = logging.getLogger("localmode")
+
+# How long a stop waits for running invocations to record their outcome.
+STOP_TASKS_SECONDS = 3.0
 
 
 def _child_setup() -> None:
@@ -40,86 +44,86 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, data_dir: Path, threads: int, **options) -> None:
         if not settings.LOCAL_MODE:
             raise CommandError("runlocal needs SCHEDULER_LOCAL_MODE=true (make run sets it)")
+        # First, so that a Ctrl-C while starting also stops in order.
+        stopping = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.set())
         data_dir.mkdir(parents=True, exist_ok=True)
         # whitenoise warns about a missing STATIC_ROOT; the local mode serves
         # static files from the apps (WHITENOISE_USE_FINDERS).
         Path(settings.STATIC_ROOT).mkdir(exist_ok=True)
         aws = self._start_aws(data_dir)
-        stopping = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stopping.set())
         firer = server = None
         try:
             from tasks.localmode.bootstrap import bootstrap
 
             creds = bootstrap(data_dir)
-            # Its own client, made before the call counter is attached: its
-            # calls (reading and deleting fired schedules) are ones EventBridge
-            # makes itself on AWS.
-            firer_client = boto3.client("scheduler", region_name=settings.AWS_REGION)
             self._count_calls()
-            firer = self._start_firer(firer_client, threads)
+            firer = self._start_firer(aws.url, threads)
             server = self._start_web(host, port)
             # Everything made so far lives as long as the process: keep the
             # garbage collector from walking it again and again (its pauses
             # would land on deliveries).
             gc.freeze()
-            self.stdout.write(f"Dashboard: http://{host}:{server.server_port}/")
-            self.stdout.write(f"Login: {creds['username']} {creds['password']}")
-            self.stdout.write(f"API key: {creds['api_key']}")
-            self.stdout.flush()
+            if not stopping.is_set():
+                self.stdout.write(f"Dashboard: http://{host}:{server.server_port}/")
+                self.stdout.write(f"Login: {creds['username']} {creds['password']}")
+                self.stdout.write(f"API key: {creds['api_key']}")
+                self.stdout.flush()
             stopping.wait()
         finally:
-            self.stderr.write("stopping...")
-            if server:
-                server.shutdown()
-            if firer:
-                firer.stop()  # lets running tasks record their outcome
-            aws.terminate()
-            try:
-                aws.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                aws.kill()
-            self.stderr.write("stopped")
+            self._stop(server, firer, aws)
 
-    def _start_aws(self, data_dir: Path) -> subprocess.Popen:
+    def _stop(self, server, firer, aws) -> None:
+        """In order: no new web requests, no new firing, running tasks record
+        their outcome, then the endpoint they write to saves and stops."""
+        started = time.monotonic()
+        self.stderr.write("stopping...")
+        if server:
+            server.shutdown()
+            server.server_close()
+        if firer:
+            firer.stop(timeout=STOP_TASKS_SECONDS)
+        aws.stop()
+        self.stderr.write(f"stopped ({time.monotonic() - started:.1f} s)")
+
+    def _start_aws(self, data_dir: Path) -> SupervisedEndpoint:
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ.setdefault(name, "local")
         os.environ.pop("AWS_PROFILE", None)
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tasks.localmode.awsserver",
-                "--port",
-                "0",
-                "--state",
-                str(data_dir / "aws.pickle"),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            preexec_fn=_child_setup,
+        aws = SupervisedEndpoint(
+            data_dir / "aws.pickle",
+            say=lambda line: (self.stderr.write(line), self.stderr.flush()),
+            child_setup=_child_setup,
         )
-        line = process.stdout.readline()
-        if not line.startswith("local AWS on "):
-            process.kill()
-            raise CommandError(f"the local AWS endpoint did not start: {line!r}")
-        endpoint = line.split()[3]
+        try:
+            url = aws.start()
+        except EndpointError as exc:
+            raise CommandError(str(exc)) from None
         # Every boto3/PynamoDB client in this process is created after this.
-        os.environ["AWS_ENDPOINT_URL"] = endpoint
-        self.stderr.write(line.strip())
-        return process
+        os.environ["AWS_ENDPOINT_URL"] = url
+        return aws
 
-    def _start_firer(self, client, threads: int):
+    def _start_firer(self, endpoint: str, threads: int):
         from tasks.localmode.firer import Firer
         from tasks.localmode.sendfirst import SendFirst
+        from tasks.localmode.sources import FeedSource
         from tasks.services import running
 
         # Many invocations share this process (on Lambda, one each).
         running.set_pacer(SendFirst())
         _make_clients()
         # The timeout is the executor Lambda's (zappa_settings.json).
-        firer = Firer(client=client, group=settings.SCHEDULE_GROUP, workers=threads, timeout=120.0)
+        # Its own client, apart from the call counter: its calls (deleting
+        # fired schedules) are ones EventBridge makes itself on AWS. It learns
+        # the schedules from the endpoint's change feed.
+        firer = Firer(
+            client=_uncounted_scheduler_client(),
+            group=settings.SCHEDULE_GROUP,
+            source=FeedSource(endpoint, settings.SCHEDULE_GROUP),
+            workers=threads,
+            timeout=120.0,
+        )
         firer.start()
         return firer
 
@@ -147,8 +151,18 @@ class Command(BaseCommand):
                 logger.info('%s "%s" %s', self.address_string(), self.requestline, code)
 
         server = make_server(host, port, application, threaded=True, request_handler=Handler)
-        threading.Thread(target=server.serve_forever, name="web", daemon=True).start()
+        server.daemon_threads = True
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="web", daemon=True
+        ).start()
         return server
+
+
+def _uncounted_scheduler_client():
+    from tasks.localmode.callcount import uncounted
+
+    with uncounted():
+        return boto3.client("scheduler", region_name=settings.AWS_REGION)
 
 
 def _make_clients() -> None:
