@@ -11,8 +11,9 @@ from django.http import HttpRequest, JsonResponse
 from ninja import Header, NinjaAPI
 from ninja.security import HttpBearer
 
-from scheduler_site.middleware import UNAVAILABLE, storage_unreachable
+from scheduler_site.middleware import UNAVAILABLE
 from tasks.api import CREATE_RESPONSES, create_task, router
+from tasks.aws import storage_unreachable
 from tasks.errors import BadRequest, Conflict, DomainError, Invalid, NotFound, Unavailable
 from tasks.schemas import TaskIn
 from tasks.services import access

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 
+from tasks.aws import storage_unreachable
+
 MESSAGES = {404: "Not Found", 405: "Method not allowed"}
 
 
@@ -31,22 +33,6 @@ class ApiJsonErrorsMiddleware:
                 answer["Allow"] = response["Allow"]
             return answer
         return response
-
-
-def storage_unreachable(exc: BaseException) -> bool:
-    """Whether an exception is, at its root, a connection to DynamoDB or
-    the scheduler that failed (the local endpoint restarting, an outage):
-    botocore's connection errors, wrapped by PynamoDB in `.cause`."""
-    from botocore.exceptions import ConnectionError, HTTPClientError
-
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, ConnectionError | HTTPClientError):
-            return True
-        seen.add(id(current))
-        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
-    return False
 
 
 UNAVAILABLE = "the task store is unreachable; try again in a moment"

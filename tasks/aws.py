@@ -28,3 +28,19 @@ def share_with_pynamodb() -> None:
     import pynamodb.connection.base
 
     pynamodb.connection.base.get_session = botocore_session
+
+
+def storage_unreachable(exc: BaseException) -> bool:
+    """Whether an exception is, at its root, a connection to DynamoDB or
+    the scheduler that failed (the local endpoint restarting, an outage):
+    botocore's connection errors, wrapped by PynamoDB in `.cause`."""
+    from botocore.exceptions import ConnectionError, HTTPClientError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConnectionError | HTTPClientError):
+            return True
+        seen.add(id(current))
+        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
+    return False

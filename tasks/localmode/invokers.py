@@ -57,25 +57,35 @@ def invoke_with_retries(
     retries: int,
     timeout: float,
     stopping: threading.Event | None = None,
-) -> None:
-    """One invocation, retried like the schedule's RetryPolicy says (not
-    once the local mode is stopping: the schedule stays, and fires again at
-    the next start)."""
+) -> bool:
+    """One invocation, retried like the schedule's RetryPolicy says. A
+    failure to reach the local endpoint (restarting) is the stand-in's own,
+    not the task's: retried until it answers, not counted. False if given up
+    at stop: the schedule stays, and fires again at the next start."""
+    from tasks.aws import storage_unreachable
     from tasks.executor import ExecutorError
 
     stopping = stopping or threading.Event()
     logger.debug("invoking %s at %.3f", name, time.time())
-    for attempt in range(retries + 1):
+    attempt = 0
+    while True:
         try:
             invoke(dict(event), LambdaContext(f"local-executor:{name}", timeout))
-            return
+            return True
         except ExecutorError as exc:  # the executor's own, expected refusal
             logger.warning("invocation of schedule %s failed (try %s): %s", name, attempt + 1, exc)
-        except Exception:
-            logger.exception("invocation of schedule %s failed (try %s)", name, attempt + 1)
+        except Exception as exc:
+            if not storage_unreachable(exc):
+                logger.exception("invocation of schedule %s failed (try %s)", name, attempt + 1)
+            elif not stopping.wait(0.5):
+                logger.info("schedule %s: the local endpoint is not answering; retrying", name)
+                continue
         if stopping.wait(min(2**attempt, 10)):
-            return
-    logger.error("schedule %s: retries exhausted (on AWS: to the dead-letter queue)", name)
+            return False
+        attempt += 1
+        if attempt > retries:
+            logger.error("schedule %s: retries exhausted (on AWS: to the dead-letter queue)", name)
+            return True
 
 
 class ThreadInvoker:
@@ -94,8 +104,10 @@ class ThreadInvoker:
                     return  # not started: its schedule fires at the next start
                 self.running += 1
             try:
-                invoke_with_retries(self.invoke, name, event, retries, self.timeout, self.stopping)
-                done(name, delete_after)
+                if invoke_with_retries(
+                    self.invoke, name, event, retries, self.timeout, self.stopping
+                ):
+                    done(name, delete_after)
             finally:
                 with self.idle:
                     self.running -= 1

@@ -18,7 +18,8 @@ from tasks.localmode.journal import fsync_folder, journals_from
 logger = logging.getLogger("localmode.aws")
 
 COMPACT_RECORDS = 5000  # journal records that call for a snapshot
-COMPACT_SECONDS = 10.0  # ... or this long after the first of them
+# ... or this long after the first of them (tests shorten it)
+COMPACT_SECONDS = float(os.environ.get("SCHEDULER_LOCAL_COMPACT_SECONDS", "10"))
 RETRY_MAX_SECONDS = 5.0
 
 # moto's SQS queues hold locks, which pickle refuses: a restored queue gets
