@@ -39,8 +39,11 @@ run: setup
 webhook: setup
 	SCHEDULER_LOCAL_MODE=true $(PY) manage.py webhookdemo --port $(PORT)
 
+# Each prints its table; a missed target does not stop the others (-).
 bench: setup lambda
-	$(PY) bench/dispatch.py
+	-$(PY) bench/dispatch.py
+	-$(PY) bench/dispatch.py -n 1000
+	-$(PY) bench/idle.py
 	$(PY) bench/coldstart.py
 
 # checkov (run by tests/test_terraform.py) lives in its own virtualenv: its

@@ -108,16 +108,17 @@ def run(stack, receiver: Receiver, url: str, n: int, call_log: Path) -> int:
     print(f"| AWS calls per task | {len(calls) / n:.2f} |")
     for op, count in sorted(per_op.items()):
         print(f"| - {op} | {count / n:.2f} |")
+    # 100 ms up to 200 at once; 1 s for a crowd of 1,000.
+    target_ms = 100 if n <= 200 else 1000
     ok = (
         len(lateness) == n
         and completed == n
         and received == n
-        and percentile(lateness, 99) <= 100
+        and percentile(lateness, 99) <= target_ms
         and len(calls) / n <= 5
     )
-    print(
-        f"\ntargets (p99 <= 100 ms, <= 5 calls/task, each delivered once): {'met' if ok else 'NOT met'}"
-    )
+    met = "met" if ok else "NOT met"
+    print(f"\ntargets (p99 <= {target_ms} ms, <= 5 calls/task, each delivered once): {met}")
     return 0 if ok else 1
 
 

@@ -176,9 +176,19 @@ class AtomicDurableApp:
         return loaded or replayed > 0
 
 
+def _cache_moto_modules() -> None:
+    """moto lists its own package folder (a stat per service, ~150) on every
+    request to find the backend; the list never changes while it runs."""
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+
+
 def make_app(state_file: Path | None) -> AtomicDurableApp:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    _cache_moto_modules()
     return AtomicDurableApp(DomainDispatcherApplication(create_backend_app), state_file)
 
 

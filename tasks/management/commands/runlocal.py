@@ -38,7 +38,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--data-dir", type=Path, default=Path(".local"))
         parser.add_argument(
-            "--threads", type=int, default=256, help="executor invocations at once (a pool)"
+            "--threads", type=int, default=1024, help="executor invocations at once (a pool)"
         )
 
     def handle(self, *args, host: str, port: int, data_dir: Path, threads: int, **options) -> None:

@@ -1,0 +1,151 @@
+"""Idle benchmark of the local mode: the CPU that runlocal and its endpoint
+use while nothing is due, with no schedule pending and with N pending (10,000
+by default), and how soon after the ready line a schedule missed while the
+local mode was stopped fires. Prints a table.
+
+    python bench/idle.py [-n 10000] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.receiver import Receiver  # noqa: E402
+from tasks.localmode.process import LocalRun, start_local  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def idle_cpu(run: LocalRun, seconds: float) -> dict[str, float]:
+    """Percent of one core, per process, over `seconds`."""
+    pids = {"runlocal": run.process.pid, "endpoint": run.children()[0]}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    time.sleep(seconds)
+    return {name: (cpu_seconds(pid) - before[name]) / seconds * 100 for name, pid in pids.items()}
+
+
+def endpoint_url(run: LocalRun) -> str:
+    return next(line.split()[3] for line in run.output if line.startswith("local AWS on "))
+
+
+def create_pending(run: LocalRun, group: str, n: int) -> float:
+    """n one-time schedules far ahead, through the boto3 'scheduler' API."""
+    import boto3
+
+    client = boto3.client(
+        "scheduler",
+        endpoint_url=endpoint_url(run),
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+    def create(i: int) -> None:
+        client.create_schedule(
+            Name=f"bench-idle-{i}",
+            GroupName=group,
+            ScheduleExpression="at(2035-01-01T00:00:00)",
+            ScheduleExpressionTimezone="UTC",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            ActionAfterCompletion="DELETE",
+            Target={
+                "Arn": "arn:aws:lambda:us-east-1:123456789012:function:bench",
+                "RoleArn": "arn:aws:iam::123456789012:role/bench",
+                "Input": json.dumps({"command": "tasks.executor.run_task", "task_id": f"x{i}"}),
+            },
+        )
+
+    started = time.time()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(n)))
+    return time.time() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=10_000, help="pending schedules")
+    parser.add_argument("--seconds", type=float, default=20.0, help="each CPU measurement")
+    args = parser.parse_args()
+    receiver = Receiver()
+    url = receiver.start()
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "state"
+        run = start_local(data_dir)
+        try:
+            time.sleep(3)  # past the start's own work
+            cpu = idle_cpu(run, args.seconds)
+            rows.append(("idle CPU, 0 pending", _cpu(cpu)))
+            run_at = datetime.now(UTC) + timedelta(hours=1)
+            body = {"action": "webhook", "payload": {"url": url, "data": {}}}
+            _, task = run.api("POST", "/api/tasks", {**body, "runAt": run_at.isoformat()})
+            group = _group_of(run)
+            took = create_pending(run, group, args.n)
+            rows.append((f"creating {args.n} schedules", f"{took:.0f} s (8 clients)"))
+            # The one that will be missed: due while the local mode is stopped.
+            missed_at = datetime.now(UTC) + timedelta(seconds=2)
+            _, missed = run.api("POST", "/api/tasks", {**body, "runAt": missed_at.isoformat()})
+            run.stop(signal.SIGTERM)
+            time.sleep(max(0.0, missed_at.timestamp() - time.time()) + 1)
+
+            started = time.time()
+            run = start_local(data_dir)
+            ready = time.time()
+            rows.append(("start to ready line", f"{ready - started:.1f} s"))
+            arrived = _wait_arrival(receiver, missed["id"], timeout=60)
+            rows.append(("missed schedule fired after the ready line", f"{arrived - ready:.2f} s"))
+            time.sleep(3)
+            cpu = idle_cpu(run, args.seconds)
+            rows.append((f"idle CPU, {args.n + 1} pending", _cpu(cpu)))
+        finally:
+            run.stop()
+            receiver.stop()
+    print(f"\nIdle benchmark: the local mode with {args.n} pending schedules\n")
+    print("| measure | value |")
+    print("| --- | --- |")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+    return 0
+
+
+def _cpu(cpu: dict[str, float]) -> str:
+    total = sum(cpu.values())
+    parts = ", ".join(f"{name} {value:.2f} %" for name, value in cpu.items())
+    return f"{total:.2f} % of a core ({parts})"
+
+
+def _group_of(run: LocalRun) -> str:
+    import urllib3
+
+    answer = json.loads(urllib3.request("GET", endpoint_url(run) + "/_local/schedules").data)
+    return answer["schedules"][0]["GroupName"]
+
+
+def _wait_arrival(receiver: Receiver, task_id: str, timeout: float) -> float:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        arrivals, _ = receiver.arrivals()
+        if task_id in arrivals:
+            return arrivals[task_id]
+        time.sleep(0.02)
+    raise SystemExit(f"the missed schedule did not fire within {timeout} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
