@@ -30,17 +30,27 @@ def share_with_pynamodb() -> None:
     pynamodb.connection.base.get_session = botocore_session
 
 
-def storage_unreachable(exc: BaseException) -> bool:
-    """Whether an exception is, at its root, a connection to DynamoDB or
-    the scheduler that failed (the local endpoint restarting, an outage):
-    botocore's connection errors, wrapped by PynamoDB in `.cause`."""
-    from botocore.exceptions import ConnectionError, HTTPClientError
-
+def _causes(exc: BaseException):
+    """The exception, then what caused it (PynamoDB keeps botocore's in `.cause`)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, ConnectionError | HTTPClientError):
-            return True
+        yield current
         seen.add(id(current))
         current = getattr(current, "cause", None) or current.__cause__ or current.__context__
-    return False
+
+
+def storage_unreachable(exc: BaseException) -> bool:
+    """Whether an exception is, at its root, a connection to DynamoDB or
+    the scheduler that failed (the local endpoint restarting, an outage)."""
+    from botocore.exceptions import ConnectionError, HTTPClientError
+
+    return any(isinstance(e, ConnectionError | HTTPClientError) for e in _causes(exc))
+
+
+def storage_refused(exc: BaseException) -> bool:
+    """Whether the request surely never reached the store (the connection
+    was refused or not made), so that trying again cannot apply it twice."""
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
+    return any(isinstance(e, EndpointConnectionError | ConnectTimeoutError) for e in _causes(exc))

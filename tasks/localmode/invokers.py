@@ -59,10 +59,10 @@ def invoke_with_retries(
     stopping: threading.Event | None = None,
 ) -> bool:
     """One invocation, retried like the schedule's RetryPolicy says. A
-    failure to reach the local endpoint (restarting) is the stand-in's own,
-    not the task's: retried until it answers, not counted. False if given up
-    at stop: the schedule stays, and fires again at the next start."""
-    from tasks.aws import storage_unreachable
+    refused connection to the local endpoint (restarting) is the stand-in's
+    own failure, not the task's: retried until it answers, not counted. False
+    if given up at stop: the schedule stays, and fires again at the next start."""
+    from tasks.aws import storage_refused, storage_unreachable
     from tasks.executor import ExecutorError
 
     stopping = stopping or threading.Event()
@@ -75,11 +75,15 @@ def invoke_with_retries(
         except ExecutorError as exc:  # the executor's own, expected refusal
             logger.warning("invocation of schedule %s failed (try %s): %s", name, attempt + 1, exc)
         except Exception as exc:
-            if not storage_unreachable(exc):
-                logger.exception("invocation of schedule %s failed (try %s)", name, attempt + 1)
-            elif not stopping.wait(0.5):
+            if storage_refused(exc) and not stopping.wait(0.5):
                 logger.info("schedule %s: the local endpoint is not answering; retrying", name)
                 continue
+            if storage_unreachable(exc):  # e.g. a timeout: no traceback needed
+                logger.warning(
+                    "invocation of schedule %s failed (try %s): %s", name, attempt + 1, exc
+                )
+            else:
+                logger.exception("invocation of schedule %s failed (try %s)", name, attempt + 1)
         if stopping.wait(min(2**attempt, 10)):
             return False
         attempt += 1

@@ -21,6 +21,7 @@ logger = logging.getLogger("localmode")
 
 # How long a stop waits for running invocations to record their outcome.
 STOP_TASKS_SECONDS = 3.0
+LOCAL_READ_TIMEOUT_SECONDS = 60
 
 
 def _child_setup() -> None:
@@ -174,5 +175,10 @@ def _make_clients() -> None:
     from tasks.models import MODELS
 
     for model in MODELS:
+        # The local endpoint serves one request at a time: a crowd of claims
+        # queues there longer than DynamoDB's 10 s read timeout allows for,
+        # and a claim that timed out may still have been made.
+        model.Meta.read_timeout_seconds = LOCAL_READ_TIMEOUT_SECONDS
+        model._connection = None
         _ = model._get_connection().connection.client
     scheduler.client()
