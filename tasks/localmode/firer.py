@@ -109,6 +109,7 @@ class Firer:
         timeout: float = 60.0,
         lead_base: float = 0.25,
         lead_per_task: float = 0.015,
+        pacer: Any = None,
     ) -> None:
         self.client = client
         self.group = group
@@ -122,7 +123,7 @@ class Firer:
         self.crowd: collections.Counter[int] = collections.Counter()
         # The executor refuses a claim earlier than this before the due time.
         self.max_lead = CLAIM_EARLY_SECONDS - 1.0
-        self.invoker = ThreadInvoker(invoke, workers=workers, timeout=timeout)
+        self.invoker = ThreadInvoker(invoke, workers=workers, timeout=timeout, pacer=pacer)
         self.schedules: dict[str, Due] = {}  # the next firing of each schedule
         self.fired: dict[str, float] = {}  # name -> the time it last fired for
         self.heap: list[Due] = []  # stale entries (replaced, deleted) are skipped
@@ -253,7 +254,7 @@ class Firer:
             heapq.heappop(self.heap)
             self._fired(due)
             logger.debug("firing %s (due %.3f, %.3f s ahead)", due.name, due.at, due.at - now)
-            jobs.append((due.name, due.event, due.retries, due.delete_after))
+            jobs.append((due.name, due.event, due.retries, due.delete_after, due.at))
         return jobs, now + IDLE_WAKE_SECONDS
 
     def _fired(self, due: Due) -> None:

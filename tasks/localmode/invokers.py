@@ -4,6 +4,7 @@ bounded pool."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 logger = logging.getLogger("localmode.invoke")
 
 Done = Callable[[str, bool], None]
-Job = tuple[str, dict, int, bool]  # schedule name, event, retries, delete after
+Job = tuple[str, dict, int, bool, float]  # schedule name, event, retries, delete after, due
 
 
 def started_pool(threads: int) -> ThreadPoolExecutor:
@@ -92,17 +93,38 @@ def invoke_with_retries(
             return True
 
 
+class NoPacing:
+    """Invocations that need no ordering against each other (see SendFirst)."""
+
+    def expect(self, dues: list[float]) -> None:
+        return None
+
+    def invocation(self, due: float) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+
 class ThreadInvoker:
-    def __init__(self, invoke: Callable[[dict, Any], Any], workers: int, timeout: float) -> None:
+    def __init__(
+        self,
+        invoke: Callable[[dict, Any], Any],
+        workers: int,
+        timeout: float,
+        pacer: Any = None,
+    ) -> None:
         self.invoke = invoke
         self.timeout = timeout
+        self.pacer = pacer or NoPacing()
         self.pool = started_pool(workers)
         self.stopping = threading.Event()
         self.running = 0
         self.idle = threading.Condition()
 
     def submit(self, jobs: list[Job], done: Done) -> None:
-        def run(name: str, event: dict, retries: int, delete_after: bool) -> None:
+        def run(name: str, event: dict, retries: int, delete_after: bool, due: float) -> None:
+            with self.pacer.invocation(due):
+                attempt(name, event, retries, delete_after)
+
+        def attempt(name: str, event: dict, retries: int, delete_after: bool) -> None:
             with self.idle:
                 if self.stopping.is_set():
                     return  # not started: its schedule fires at the next start
@@ -117,6 +139,7 @@ class ThreadInvoker:
                     self.running -= 1
                     self.idle.notify_all()
 
+        self.pacer.expect([job[4] for job in jobs])
         for job in jobs:
             self.pool.submit(run, *job)
 
@@ -124,7 +147,8 @@ class ThreadInvoker:
         """Start nothing more; wait up to `timeout` for the running
         invocations to record their outcome. False if some did not."""
         self.stopping.set()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        # Queued invocations still run, to return at once (and tell the pacer).
+        self.pool.shutdown(wait=False)
         with self.idle:
             finished = self.idle.wait_for(lambda: self.running == 0, timeout)
         if not finished:

@@ -112,7 +112,8 @@ class Command(BaseCommand):
         from tasks.services import running
 
         # Many invocations share this process (on Lambda, one each).
-        running.set_pacer(SendFirst())
+        pacer = SendFirst()
+        running.set_pacer(pacer)
         _make_clients()
         # The timeout is the executor Lambda's (zappa_settings.json).
         # Its own client, apart from the call counter: its calls (deleting
@@ -124,6 +125,7 @@ class Command(BaseCommand):
             source=FeedSource(endpoint, settings.SCHEDULE_GROUP),
             workers=threads,
             timeout=120.0,
+            pacer=pacer,
         )
         firer.start()
         return firer
