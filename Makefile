@@ -40,8 +40,8 @@ webhook: setup
 	SCHEDULER_LOCAL_MODE=true $(PY) manage.py webhookdemo --port $(PORT)
 
 bench: setup lambda
-	$(PY) bench/dispatch.py
-	$(PY) bench/coldstart.py
+	$(PY) -m bench.dispatch
+	$(PY) -m bench.coldstart
 
 # checkov (run by tests/test_terraform.py) lives in its own virtualenv: its
 # dependencies conflict with the app's pins.
@@ -72,15 +72,15 @@ clean-checkov:
 # --- Lambda (Zappa) ----------------------------------------------------------
 # Both packages of a stage (web + executor) into build/, with their sizes.
 lambda: setup
-	$(PY) deploy/build_lambda.py --stage $(STAGE)
+	$(PY) -m deploy.build_lambda --stage $(STAGE)
 
 # Real AWS: see the README's Deployment section. Never run by the tests.
 deploy: lambda
-	$(PY) deploy/zappa_stage.py deploy $(STAGE)
+	$(PY) -m deploy.zappa_stage deploy $(STAGE)
 
 update: lambda
-	$(PY) deploy/zappa_stage.py update $(STAGE)
+	$(PY) -m deploy.zappa_stage update $(STAGE)
 
 # The original's destroy-and-recreate, for both functions.
 reset: lambda
-	$(PY) deploy/zappa_stage.py reset $(STAGE)
+	$(PY) -m deploy.zappa_stage reset $(STAGE)
