@@ -132,17 +132,21 @@ class DripServer:
         self.sock.close()
 
 
+def run_against(server: DripServer, **task_fields) -> tuple[Task, dict, float]:
+    """Deliver a due task to the server; the task, the result and the time taken."""
+    try:
+        task = due_task(server.url, **task_fields)
+        started = time.monotonic()
+        result = run_task({"task_id": task.id})
+        return task, result, time.monotonic() - started
+    finally:
+        server.close()
+
+
 def test_it_stops_reading_a_slow_response_body_at_the_timeout(aws, settings):
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
     settings.WEBHOOK_TIMEOUT_SECONDS = 1
-    server = DripServer()
-    try:
-        task = due_task(server.url)
-        started = time.monotonic()
-        result = run_task({"task_id": task.id})
-        elapsed = time.monotonic() - started
-    finally:
-        server.close()
+    task, result, elapsed = run_against(DripServer())
     # The whole body would take 200 s. The answer was a 200: delivered.
     assert elapsed < 30
     assert result["result"] == "completed"
@@ -154,14 +158,7 @@ def test_it_stops_reading_a_slow_response_body_at_the_timeout(aws, settings):
 def test_it_stops_waiting_for_slow_response_headers_at_the_timeout(aws, settings):
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
     settings.WEBHOOK_TIMEOUT_SECONDS = 1
-    server = DripServer(headers=True)
-    try:
-        task = due_task(server.url, max_attempts=1)
-        started = time.monotonic()
-        result = run_task({"task_id": task.id})
-        elapsed = time.monotonic() - started
-    finally:
-        server.close()
+    task, result, elapsed = run_against(DripServer(headers=True), max_attempts=1)
     # The headers would take 200 s: a timeout, like a server that never answers.
     assert elapsed < 30
     assert result["result"] == "failed"
