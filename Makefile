@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAGE ?= dev
 
-.PHONY: setup run test lint bench lambda deploy update reset webhook clean checkov terraform-check clean-checkov
+.PHONY: setup browser run test lint bench lambda deploy update reset webhook clean checkov terraform-check clean-checkov
 
 setup: $(VENV)/.installed
 
@@ -21,8 +21,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-test: setup checkov
+test: setup checkov browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The dashboard's browser tests drive Chromium: found, or installed when it can
+# be (Debian's package as root or with passwordless sudo, else Playwright's
+# download), by tests/chromium.py. When neither works it says so in one line
+# and those tests skip. Quick when Chromium is there.
+browser: setup
+	@$(PY) -m tests.chromium --install
 
 lint: setup
 	$(VENV)/bin/ruff check .
