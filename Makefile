@@ -5,6 +5,7 @@ PYTHON ?= python3.13
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+DATA_DIR ?= .local
 STAGE ?= dev
 
 .PHONY: setup browser run test lint bench lambda deploy update reset webhook clean checkov terraform-check clean-checkov
@@ -38,9 +39,11 @@ lint: setup
 clean:
 	rm -rf $(VENV) build .pytest_cache
 
-# The embedded default. Variables the caller sets win over these.
+# The embedded default. Variables the caller sets win over these. make passes
+# SIGTERM on to runlocal but not a SIGINT sent to make alone (kill -INT, not
+# Ctrl-C): --stop-with-parent has runlocal notice that, and make going.
 run: setup
-	SCHEDULER_LOCAL_MODE=true exec $(PY) manage.py runlocal --port $(PORT)
+	SCHEDULER_LOCAL_MODE=true exec $(PY) manage.py runlocal --port $(PORT) --data-dir $(DATA_DIR) --stop-with-parent
 
 # The original's demo: a webhook a few seconds ahead to a local receiver.
 webhook: setup
