@@ -67,6 +67,7 @@ time.sleep(60)
 """
 
 
+@pytest.mark.e2e
 def test_it_stops_the_aws_endpoint_with_its_parent_without_the_signal(tmp_path):
     for how in ("no libc", "not Linux"):
         runlocal = subprocess.Popen(
