@@ -5,9 +5,10 @@ PYTHON ?= python3.13
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+DATA_DIR ?= .local
 STAGE ?= dev
 
-.PHONY: setup run test lint bench lambda deploy update reset webhook clean checkov terraform-check clean-checkov
+.PHONY: setup browser run test lint bench lambda deploy update reset webhook clean checkov terraform-check clean-checkov
 
 setup: $(VENV)/.installed
 
@@ -21,8 +22,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-test: setup checkov
+test: setup checkov browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The dashboard's browser tests drive Chromium: found, or installed when it can
+# be (Debian's package as root or with passwordless sudo, else Playwright's
+# download), by tests/chromium.py. When neither works it says so in one line
+# and those tests skip. Quick when Chromium is there.
+browser: setup
+	@$(PY) -m tests.chromium --install
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -31,9 +39,11 @@ lint: setup
 clean:
 	rm -rf $(VENV) build .pytest_cache
 
-# The embedded default. Variables the caller sets win over these.
+# The embedded default. Variables the caller sets win over these. make passes
+# SIGTERM on to runlocal but not a SIGINT sent to make alone (kill -INT, not
+# Ctrl-C): --stop-with-parent has runlocal notice that, and make going.
 run: setup
-	SCHEDULER_LOCAL_MODE=true exec $(PY) manage.py runlocal --port $(PORT)
+	SCHEDULER_LOCAL_MODE=true exec $(PY) manage.py runlocal --port $(PORT) --data-dir $(DATA_DIR) --stop-with-parent
 
 # The original's demo: a webhook a few seconds ahead to a local receiver.
 webhook: setup
