@@ -8,6 +8,7 @@ in test-artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,8 @@ expect = playwright_api.expect
 
 CHROMIUM = chromium.find()
 if CHROMIUM is None:
+    if os.environ.get("REQUIRE_BROWSER"):  # CI: a missing browser is a failure
+        pytest.fail(chromium.missing(), pytrace=False)
     pytest.skip(chromium.missing(), allow_module_level=True)
 CHROMIUM_ARGS = [
     "--no-sandbox",
