@@ -14,7 +14,7 @@ import pytest
 from tasks import access, scheduler
 from tasks.actions.limits import MAX_DEPTH
 from tasks.models import Task
-from tests.factories import task_body
+from tests.factories import future, task_body
 
 PASSWORD = "correct horse battery"
 PATHS = ["/api/tasks", "/schedule-task"]
@@ -268,6 +268,78 @@ def test_it_delivers_a_normalised_url_to_the_receiver_as_encoded(aws, receiver, 
     assert request.headers["Host"] == f"xn--bcher-kva.test:{receiver.port}"
     assert request.headers["X-Trace"] == "a\tb"
     assert json.loads(request.get_data()) == {"s": "😀"}
+
+
+# --- runAt and the OpenAPI schema ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(
+    "run_at",
+    [
+        lambda: int((datetime.now(UTC) + timedelta(hours=1)).timestamp()),
+        lambda: (datetime.now(UTC) + timedelta(hours=1)).timestamp(),
+        lambda: str(int((datetime.now(UTC) + timedelta(hours=1)).timestamp())),
+        lambda: True,
+        lambda: None,
+        lambda: {"at": future()},
+    ],
+    ids=["unix integer", "unix float", "unix digits as a string", "true", "null", "object"],
+)
+def test_it_refuses_a_run_at_that_is_not_an_iso_string(api, settings, path, run_at):
+    response = api.post(path, task_body(runAt=run_at()))
+    assert response.status_code == 422, response.content
+    [error] = response.json()["detail"]
+    assert error["loc"][-1] == "runAt"
+    assert "ISO-8601" in error["msg"]
+    assert nothing_stored(settings)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        lambda t: t.strftime("%Y-%m-%dt%H:%M:%Sz"),
+        lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),
+        lambda t: t.strftime("%Y%m%dT%H%M%SZ"),
+    ],
+    ids=["RFC 3339", "lower-case t and z", "fraction and offset", "basic format"],
+)
+def test_it_accepts_iso_8601_run_at_forms(api, shape):
+    response = api.post(
+        "/api/tasks", task_body(runAt=shape(datetime.now(UTC) + timedelta(hours=2)))
+    )
+    assert response.status_code == 201, response.content
+
+
+def test_the_openapi_schema_states_the_rules(client):
+    schema = client.get("/api/openapi.json").json()
+    operation = schema["paths"]["/api/tasks"]["post"]
+    [key] = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
+    assert key["in"] == "header"
+    assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+    task_in = schema["components"]["schemas"]["TaskIn"]
+    run_at = task_in["properties"]["runAt"]
+    assert run_at["type"] == "string" and run_at["format"] == "date-time"
+    assert "not a Unix timestamp" in run_at["description"]
+    payload = task_in["properties"]["payload"]
+    assert payload["required"] == ["url"]
+    assert payload["properties"]["url"]["maxLength"] == 2048
+    assert payload["properties"]["headers"]["maxProperties"] == 20
+    assert "64 levels" in payload["properties"]["data"]["description"]
+    attempts = task_in["properties"]["maxAttempts"]
+    assert (attempts["minimum"], attempts["maximum"]) == (1, 10)
+
+
+def test_the_openapi_examples_are_accepted(client, api):
+    task_in = client.get("/api/openapi.json").json()["components"]["schemas"]["TaskIn"]
+    body = {name: prop["examples"][0] for name, prop in task_in["properties"].items()}
+    response = api.post("/api/tasks", body)
+    assert response.status_code == 201, response.content
+    # and with the Idempotency-Key at its documented bounds
+    assert api.post("/api/tasks", body, **{"Idempotency-Key": "k"}).status_code == 201
+    assert api.post("/api/tasks", body, **{"Idempotency-Key": "k" * 255}).status_code == 201
+    assert api.post("/api/tasks", body, **{"Idempotency-Key": "k" * 256}).status_code == 422
 
 
 # --- pages with odd data stored before these rules -----------------------------------------
