@@ -415,3 +415,49 @@ def test_the_executor_fails_odd_stored_data_for_good_and_says_why(odd_task):
     assert stored.attempts == 1
     assert stored.error.startswith("invalid payload: ")
     stored.error.encode("utf-8")  # the reason itself can be shown
+
+
+# --- cursors -------------------------------------------------------------------------------
+
+
+def test_it_refuses_a_well_formed_cursor_it_did_not_sign(api, settings):
+    import base64
+
+    for _ in range(3):
+        api.post("/api/tasks", task_body())
+    page = api.get("/api/tasks", limit=1).json()
+    assert page["nextCursor"]
+    task = Task.get(page["items"][0]["id"])
+    key = {
+        "created_at": {"S": Task.created_at.serialize(task.created_at)},
+        "id": {"S": task.id},
+        "listing": {"S": "task"},
+    }
+    raw = json.dumps({"i": "listing-created_at-index", "k": key}).encode()
+    forged = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    response = api.get("/api/tasks", cursor=forged)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "invalid cursor"}
+    # One signed under another SECRET_KEY (another deployment) is foreign.
+    cursor = page["nextCursor"]
+    settings.SECRET_KEY = "another-secret-key"
+    response = api.get("/api/tasks", cursor=cursor)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "invalid cursor"}
+
+
+def test_a_tampered_cursor_is_refused_in_the_dashboard_too(dash):
+    from tasks import services
+
+    for _ in range(30):
+        services.task_create(
+            action="webhook",
+            payload={"url": "https://example.com/hook"},
+            run_at=datetime.now(UTC) + timedelta(hours=1),
+        )
+    cursor = services.task_list(limit=25).next_cursor
+    tampered = cursor[:-3] + ("aaa" if not cursor.endswith("aaa") else "bbb")
+    response = dash.get("/", {"cursor": tampered})
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    assert dash.get("/", {"cursor": cursor}).status_code == 200
