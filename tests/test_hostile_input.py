@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -461,3 +462,130 @@ def test_a_tampered_cursor_is_refused_in_the_dashboard_too(dash):
     assert response.status_code == 302
     assert response["Location"] == "/"
     assert dash.get("/", {"cursor": cursor}).status_code == 200
+
+
+# --- chunked request bodies ------------------------------------------------------------------
+
+
+@pytest.fixture
+def local_server(aws):
+    """The dashboard and API served by werkzeug, as `make run` serves them."""
+    from werkzeug.serving import make_server
+
+    from scheduler_site.wsgi import application
+
+    server = make_server("127.0.0.1", 0, application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_port
+    server.shutdown()
+    thread.join()
+
+
+def exchange(port: int, request: bytes) -> tuple[int, dict, bytes]:
+    """Send raw bytes; (status, headers, body) of the answer, read to the
+    connection's close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    if headers.get("transfer-encoding") == "chunked":
+        decoded = b""
+        while body:
+            size, _, rest = body.partition(b"\r\n")
+            if int(size, 16) == 0:
+                break
+            decoded += rest[: int(size, 16)]
+            body = rest[int(size, 16) + 2 :]
+        body = decoded
+    return int(status_line.split()[1]), headers, body
+
+
+def chunked(body: bytes) -> bytes:
+    return f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(
+    ("extra", "status", "words"),
+    [
+        ("", 411, "send the body with a Content-Length"),
+        ("Content-Length: 5\r\n", 400, "both Transfer-Encoding and Content-Length"),
+        ("Content-Length: 100000\r\n", 400, "both Transfer-Encoding and Content-Length"),
+    ],
+    ids=["chunked", "chunked with a short Content-Length", "chunked with a long one"],
+)
+def test_it_refuses_a_chunked_body_with_a_clear_4xx(
+    local_server, api_key, settings, path, extra, status, words
+):
+    body = json.dumps(task_body()).encode()
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {api_key}\r\n"
+        f"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n{extra}"
+        "Connection: close\r\n\r\n"
+    ).encode() + chunked(body)
+    code, headers, answer = exchange(local_server, request)
+    assert code == status
+    assert headers["content-type"] == "application/json"
+    assert words in json.loads(answer)["detail"]
+    assert nothing_stored(settings)
+
+
+def test_it_closes_the_connection_after_refusing_a_chunked_body(local_server, api_key):
+    # What follows the refused body must not be read as a request of its own.
+    smuggled = b"GET /api/openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    request = (
+        b"POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Type: application/json\r\n\r\n" + chunked(b"{}") + smuggled
+    )
+    code, _headers, answer = exchange(local_server, request)
+    assert code == 411
+    assert b"HTTP/1.1 200" not in answer
+
+
+def test_it_refuses_a_chunked_form_post_in_plain_text(local_server):
+    request = (
+        b"POST /login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n"
+        + chunked(b"username=a&password=b")
+    )
+    code, headers, answer = exchange(local_server, request)
+    assert code == 411
+    assert headers["content-type"].startswith("text/plain")
+    assert b"Content-Length" in answer
+
+
+def test_it_reads_a_body_with_a_content_length_as_before(local_server, api_key, settings):
+    body = json.dumps(task_body()).encode()
+    request = (
+        f"POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {api_key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
+    code, _headers, answer = exchange(local_server, request)
+    assert code == 201, answer
+    assert Task.get(json.loads(answer)["id"]).status == "scheduled"
+
+
+def test_it_leaves_a_transfer_encoding_header_alone_on_lambda(api_key, aws):
+    """API Gateway reassembles a chunked body and Zappa gives its length: a
+    Transfer-Encoding header that reaches the app there is only a leftover."""
+    from django.test import RequestFactory
+
+    from scheduler_site.wsgi import application
+
+    body = json.dumps(task_body()).encode()
+    request = RequestFactory().post(
+        "/api/tasks",
+        body,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api_key}", "Transfer-Encoding": "chunked"},
+    )
+    environ = {**request.environ, "lambda.context": object()}
+    statuses = []
+    application(environ, lambda status, headers: statuses.append(status))
+    assert statuses == ["201 Created"]
