@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAGE ?= dev
 
-.PHONY: setup run test lint bench lambda deploy update reset webhook clean checkov terraform-check clean-checkov
+.PHONY: setup run test fuzz lint bench lambda deploy update reset webhook clean checkov terraform-check clean-checkov
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 test: setup checkov
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Long, random property-based runs of tests/test_fuzz.py (make test runs a
+# short, fixed set). FUZZ_EXAMPLES per property; failures are kept in .hypothesis/.
+FUZZ_EXAMPLES ?= 3000
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -m fuzz tests/test_fuzz.py $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
