@@ -41,8 +41,10 @@ class WebhookPayload(BaseModel):
         description=(
             "http:// or https://, with a host and no credentials. Normalised: an "
             "internationalised host is stored in its xn-- form, spaces and non-ASCII "
-            "in the path and query percent-encoded (UTF-8); control characters are "
-            f"refused. At most {MAX_URL_CHARS} characters once encoded."
+            "in the path and query percent-encoded (UTF-8). Refused: control "
+            "characters, a backslash before the query, IPv4 forms other than a.b.c.d, "
+            "addresses in internal, metadata or reserved ranges. At most "
+            f"{MAX_URL_CHARS} characters once encoded."
         ),
         json_schema_extra={"format": "uri"},
     )
