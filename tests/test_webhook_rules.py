@@ -148,6 +148,7 @@ REFUSED_URLS = [
     ("https://example.com:8o/", "invalid port"),
     ("http://[::1/", "IPv6"),
     ("http://[zzzz]/", "IPv6"),
+    ("http://[fd00::1%25eth0]/", "zone"),
     ("http://127.1/", "dotted-decimal"),
     ("http://0x7f.0.0.1/", "dotted-decimal"),
     ("http://2130706433/", "dotted-decimal"),

@@ -17,16 +17,7 @@ from django.conf import settings
 from tasks.actions import Outcome, TransportError
 from tasks.actions.limits import json_problem
 from tasks.actions.netguard import BlockedAddressError, ConnectError, connection_class
-
-# The rules, importable from here as before.
-from tasks.actions.webhook_rules import (  # noqa: F401
-    MAX_HEADERS,
-    MAX_URL_CHARS,
-    RESERVED_HEADERS,
-    headers_problem,
-    normalise_url,
-    url_problem,
-)
+from tasks.actions.webhook_rules import MAX_URL_CHARS, headers_problem, normalise_url
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
