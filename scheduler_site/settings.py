@@ -35,6 +35,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: it answers CORS preflights itself (see CORS_* below).
     "corsheaders.middleware.CorsMiddleware",
+    # Before anything reads a request body.
+    "scheduler_site.middleware.RefuseChunkedBodiesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
