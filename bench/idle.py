@@ -3,7 +3,7 @@ use while nothing is due, with no schedule pending and with N pending (10,000
 by default), and how soon after the ready line a schedule missed while the
 local mode was stopped fires. Prints a table.
 
-    python bench/idle.py [-n 10000] [--seconds 20]
+    python -m bench.idle [-n 10000] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.receiver import Receiver  # noqa: E402
-from tasks.localmode.process import LocalRun, start_local  # noqa: E402
+from bench.receiver import Receiver
+from tasks.localmode.process import LocalRun, start_local
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -8,11 +8,11 @@ import logging
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
-from ninja import Header, NinjaAPI
+from ninja import NinjaAPI
 from ninja.security import HttpBearer
 
 from scheduler_site.middleware import UNAVAILABLE
-from tasks.api import CREATE_RESPONSES, create_task, router
+from tasks.api import CREATE_RESPONSES, IDEMPOTENCY_KEY, IdempotencyKey, create_task, router
 from tasks.aws import storage_unreachable
 from tasks.errors import BadRequest, Conflict, DomainError, Invalid, NotFound, Unavailable
 from tasks.schemas import TaskIn
@@ -98,7 +98,7 @@ for ninja_api in (api, alias_api):
 def schedule_task(
     request: HttpRequest,
     body: TaskIn,
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    idempotency_key: IdempotencyKey = IDEMPOTENCY_KEY,
 ):
     """Alias of POST /api/tasks, at the original system's path."""
     return create_task(request, body, idempotency_key)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from django.http import HttpRequest
 from ninja import Header, Query, Router, Schema, Status
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from tasks import selectors
+from tasks.models import Status as TaskStatus
 from tasks.schemas import ErrorOut, TaskDetailOut, TaskIn, TaskOut, TaskPageOut
 from tasks.services import commands, creation
 
@@ -21,12 +22,23 @@ def errors(*codes: int) -> dict:
     return {code: ErrorOut for code in (401, *codes)}
 
 
+# 1 to 255 characters: the service checks it (its message says so); stated
+# here for the OpenAPI schema.
+IdempotencyKey = Annotated[
+    str | None, WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 255})
+]
+IDEMPOTENCY_KEY = Header(
+    None,
+    alias="Idempotency-Key",
+    description="Makes a retried create safe: the same key and body give the same task.",
+)
+
 # 422 is ninja's shape, {"detail": [...]}; 400 is a body that is not JSON.
 CREATE_RESPONSES = {201: TaskOut, 422: dict, **errors(400, 409, 413, 503)}
 
 
 class ListFilters(Schema):
-    status: Literal["scheduled", "running", "completed", "failed", "cancelled"] | None = None
+    status: TaskStatus | None = None
     order: Literal["newest", "due"] = "newest"
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=2048)
@@ -41,7 +53,7 @@ class ListFilters(Schema):
 def create_task(
     request: HttpRequest,
     body: TaskIn,
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    idempotency_key: IdempotencyKey = IDEMPOTENCY_KEY,
 ):
     task, _created = creation.task_create(
         action=body.action,

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from django import forms
 from django.conf import settings
 
+from tasks.actions import limits
 from tasks.actions.webhook import METHODS
 
 WHEN_IN = "in"
@@ -132,6 +133,14 @@ class TaskForm(forms.Form):
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(
                 f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            ) from None
+        except RecursionError:
+            raise forms.ValidationError(
+                f"nested too deeply; the limit is {limits.MAX_DEPTH} levels"
+            ) from None
+        except ValueError:  # an integer past Python's digit limit for int()
+            raise forms.ValidationError(
+                "a number in it is too large; integers must be between -2**63 and 2**63-1"
             ) from None
 
     def clean(self) -> dict[str, Any]:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
+from django.conf import settings
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
-from tasks.models import Task
+from tasks.actions import ACTIONS
+from tasks.actions.webhook_payload import WebhookPayload
+from tasks.models import Status, Task
 
 # Header values that look like credentials are never echoed back.
 _SENSITIVE = re.compile(r"auth|token|secret|key|cookie|password|signature", re.I)
@@ -21,16 +25,70 @@ class CamelSchema(Schema):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+def _iso_datetime(value: Any) -> Any:
+    """runAt as the contract says: an ISO-8601 string (RFC 3339 is one), not
+    a Unix timestamp, which pydantic would otherwise take, as a number or as
+    a string of digits. Whether it has a timezone, and when it is, the
+    service checks (the dashboard's times come through there too)."""
+    if isinstance(value, datetime):  # from Python, not from JSON
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.upper())  # RFC 3339 allows t and z
+        except ValueError:
+            pass
+    raise PydanticCustomError(
+        "datetime_parsing",
+        "Input should be an ISO-8601 datetime string with a timezone, e.g. {example}",
+        {"example": RUN_AT_EXAMPLE},
+    )
+
+
+def _run_at_example() -> str:
+    """Tomorrow at 15:00 UTC: an example the API accepts (a fixed date would
+    drift into the past, or beyond TASK_MAX_HORIZON_DAYS)."""
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    return tomorrow.replace(hour=15, minute=0, second=0, microsecond=0).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+
+RUN_AT_EXAMPLE = _run_at_example()
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
+
+
+def _payload_schema(schema: dict[str, Any]) -> None:
+    """The payload in the OpenAPI schema: the webhook action's fields and
+    rules (the service validates it per action)."""
+    schema.update(WebhookPayload.model_json_schema())
+    schema.pop("title", None)
+
+
 class TaskIn(CamelSchema):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
-    action: str = Field(max_length=64, examples=["webhook"])
+    action: str = Field(max_length=64, examples=["webhook"], json_schema_extra={"enum": [*ACTIONS]})
     payload: dict[str, Any] = Field(
-        examples=[{"url": "https://example.com/hook", "data": {"message": "Hello World"}}]
+        examples=[{"url": "https://example.com/hook", "data": {"message": "Hello World"}}],
+        json_schema_extra=_payload_schema,
     )
-    run_at: datetime = Field(examples=["2024-03-20T15:00:00Z"])
-    # strict: true or 3.0 is not a number of attempts.
-    max_attempts: int | None = Field(default=None, strict=True, examples=[3])
+    run_at: IsoDateTime = Field(
+        examples=[RUN_AT_EXAMPLE],
+        description=(
+            "ISO-8601 (e.g. RFC 3339) with a timezone (Z or +02:00); not a Unix timestamp. "
+            f"At most TASK_PAST_TOLERANCE_SECONDS ({settings.TASK_PAST_TOLERANCE_SECONDS}) "
+            "in the past (it then runs at once), at most TASK_MAX_HORIZON_DAYS "
+            f"({settings.TASK_MAX_HORIZON_DAYS}) ahead."
+        ),
+    )
+    # strict: true or 3.0 is not a number of attempts. The range is the
+    # service's check (its message names the setting); stated here for clients.
+    max_attempts: int | None = Field(
+        default=None,
+        strict=True,
+        examples=[3],
+        json_schema_extra={"minimum": 1, "maximum": settings.TASK_MAX_ATTEMPTS_LIMIT},
+    )
 
 
 class AttemptOut(CamelSchema):
@@ -63,7 +121,7 @@ class TaskOut(CamelSchema):
 
     @staticmethod
     def resolve_next_attempt_at(task: Task) -> datetime | None:
-        return task.due_at if task.status == "scheduled" else None
+        return task.due_at if task.status == Status.SCHEDULED else None
 
 
 class TaskDetailOut(TaskOut):

@@ -17,6 +17,7 @@ Run it as `python -m tasks.localmode.awsserver --port 4566 --state .local/aws.pi
 With `--supervised` (runlocal) it ignores SIGINT/SIGTERM and stops, saving,
 when its standard input closes: its parent decides when, after the tasks
 that write to it have finished.
+`--parent PID`: stop when that process, the one starting it, is gone.
 """
 
 from __future__ import annotations
@@ -192,7 +193,13 @@ def make_app(state_file: Path | None) -> AtomicDurableApp:
     return AtomicDurableApp(DomainDispatcherApplication(create_backend_app), state_file)
 
 
-def serve(host: str, port: int, state_file: Path | None, supervised: bool = False) -> None:
+def serve(
+    host: str,
+    port: int,
+    state_file: Path | None,
+    supervised: bool = False,
+    parent: int | None = None,
+) -> None:
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     class QuietHandler(WSGIRequestHandler):
@@ -217,6 +224,10 @@ def serve(host: str, port: int, state_file: Path | None, supervised: bool = Fals
     else:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+    if parent:
+        from tasks.localmode.lifeline import watch_parent
+
+        watch_parent(parent, stop)
     print(
         f"local AWS on http://{host}:{server.server_port} "
         f"({'state loaded from ' + str(state_file) if loaded else 'empty'})",
@@ -235,13 +246,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--state", type=Path, default=None, help="state file (none: in memory)")
     parser.add_argument("--supervised", action="store_true", help="stop when stdin closes")
+    parser.add_argument("--parent", type=int, default=None, help="stop when this process is gone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(name, "local")
     if args.state:
         args.state.parent.mkdir(parents=True, exist_ok=True)
-    serve(args.host, args.port, args.state, supervised=args.supervised)
+    serve(args.host, args.port, args.state, supervised=args.supervised, parent=args.parent)
     sys.exit(0)
 
 

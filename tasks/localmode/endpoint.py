@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -56,6 +57,9 @@ class SupervisedEndpoint:
                 "--state",
                 str(self.state_file),
                 "--supervised",
+                # Where the kernel has no parent-death signal (macOS).
+                "--parent",
+                str(os.getpid()),
             ],
             stdin=subprocess.PIPE,  # closed by stop(): the endpoint saves and exits
             stdout=subprocess.PIPE,

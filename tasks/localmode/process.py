@@ -56,11 +56,10 @@ class LocalRun:
 
     def children(self) -> list[int]:
         """The pids of the processes runlocal started (the AWS endpoint)."""
-        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        try:
-            return [int(pid) for pid in path.read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            return []
+        found = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        ).stdout
+        return [int(pid) for pid in found.split()]
 
     def kill_all(self) -> None:
         """kill -9 of runlocal and what it started (a crash, not a stop)."""
@@ -76,11 +75,10 @@ class LocalRun:
 def _wait_gone(pid: int, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            status = Path(f"/proc/{pid}/stat").read_text()
-        except (FileNotFoundError, ProcessLookupError):
-            return
-        if ") Z " in status:  # dead, a zombie until its parent is reaped
+        state = subprocess.run(
+            ["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True
+        ).stdout.strip()
+        if not state or state.startswith("Z"):  # gone, or dead awaiting its reaper
             return
         time.sleep(0.05)
 

@@ -59,6 +59,8 @@ def task_validate(
         except ValueError:
             size = 0
             error(["payload"], "payload must be JSON: NaN and Infinity are not allowed")
+        except RecursionError:  # nested too deeply: the payload model said so
+            size = 0
         if size > settings.TASK_MAX_PAYLOAD_BYTES:
             error(
                 ["payload"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import logging
 import os
@@ -15,6 +14,7 @@ import boto3
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from tasks.localmode import lifeline
 from tasks.localmode.endpoint import EndpointError, SupervisedEndpoint
 
 logger = logging.getLogger("localmode")
@@ -25,9 +25,10 @@ LOCAL_READ_TIMEOUT_SECONDS = 60
 
 
 def _child_setup() -> None:
-    # Die with the parent, and leave Ctrl-C to it: the parent drains the
-    # running tasks before it stops the AWS endpoint they write to.
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    # Die with the parent (at once on Linux; elsewhere the child notices, as
+    # it is started with --parent), and leave Ctrl-C to it: the parent drains
+    # the running tasks before it stops the AWS endpoint they write to.
+    lifeline.die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
@@ -41,8 +42,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--threads", type=int, default=1024, help="executor invocations at once (a pool)"
         )
+        parser.add_argument(
+            "--stop-with-parent",
+            action="store_true",
+            help="stop when the parent goes, or gets a signal it does not pass on (make run)",
+        )
 
-    def handle(self, *args, host: str, port: int, data_dir: Path, threads: int, **options) -> None:
+    def handle(
+        self,
+        *args,
+        host: str,
+        port: int,
+        data_dir: Path,
+        threads: int,
+        stop_with_parent: bool,
+        **options,
+    ) -> None:
         if not settings.LOCAL_MODE:
             raise CommandError("runlocal needs SCHEDULER_LOCAL_MODE=true (make run sets it)")
         # First, so that a Ctrl-C while starting also stops in order.
@@ -54,6 +69,8 @@ class Command(BaseCommand):
         # static files from the apps (WHITENOISE_USE_FINDERS).
         Path(settings.STATIC_ROOT).mkdir(exist_ok=True)
         aws = self._start_aws(data_dir)
+        if stop_with_parent:
+            lifeline.watch_parent(os.getppid(), stopping.set, signals=True)
         firer = server = None
         try:
             from tasks.localmode.bootstrap import bootstrap
