@@ -263,15 +263,15 @@ def wait_gone(data_dir: Path, timeout: float = 5) -> bool:
     """No process started for this data folder is left."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not any(str(data_dir) in cmd for cmd in _command_lines()):
+        if not any(str(data_dir) in command for command in _command_lines()):
             return True
         time.sleep(0.1)
     return False
 
 
 def _command_lines() -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        with contextlib.suppress(OSError):
-            found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-    return found
+    """Live processes' command lines (ps: Linux and macOS alike)."""
+    listing = subprocess.run(
+        ["ps", "-A", "-ww", "-o", "stat=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    return [line for line in listing.splitlines() if not line.strip().startswith("Z")]

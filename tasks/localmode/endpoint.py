@@ -39,6 +39,11 @@ class SupervisedEndpoint:
         self.stopping = threading.Event()
         self.restarts = 0
 
+    @property
+    def pid(self) -> int | None:
+        """The endpoint process running now."""
+        return self.process.pid if self.process else None
+
     def start(self) -> str:
         """Start it and supervise it; returns its URL."""
         self.process, line = self._spawn()
