@@ -1,15 +1,18 @@
 """Operator commands on a task (API and dashboard alike): cancel, run now,
-retry. Each is one transition (tasks.models), applied as a conditional write."""
+retry, reschedule. Each is one transition (tasks.models), applied as a conditional write."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.conf import settings
 
 from tasks.errors import Conflict
-from tasks.models import CANCEL, RETRY, RUN_NOW, Status, Task
+from tasks.models import CANCEL, RESCHEDULE, RETRY, RUN_NOW, Status, Task
 from tasks.selectors import known_task_id, task_get
+from tasks.services.creation import task_validate_run_at
 from tasks.services.schedules import schedule_delete_quietly, task_reschedule_under
-from tasks.services.store import conditional_update
+from tasks.services.store import conditional_update, now
 
 
 def task_cancel(*, task_id: str) -> Task:
@@ -41,3 +44,13 @@ def task_retry(*, task_id: str) -> Task:
         raise Conflict(f"task is {current.status}; only a failed task can be retried")
     budget = min(current.max_attempts, settings.TASK_MAX_ATTEMPTS_LIMIT)
     return task_reschedule_under(current, RETRY, extra_attempts=budget)
+
+
+def task_reschedule(*, task_id: str, run_at: datetime | None) -> Task:
+    """Move a scheduled task's next attempt (and its runAt) to `run_at`,
+    checked by the same rules as a new task's runAt."""
+    current = task_get(task_id=task_id)
+    run_at = task_validate_run_at(run_at=run_at)
+    if not RESCHEDULE.allows(current):
+        raise Conflict(f"task is {current.status}; only a scheduled task can be rescheduled")
+    return task_reschedule_under(current, RESCHEDULE, due=max(run_at, now()), run_at=run_at)

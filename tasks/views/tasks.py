@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from tasks import selectors
-from tasks.errors import Conflict, Invalid, InvalidCursor, NotFound, SchedulingFailed
+from tasks.errors import Conflict, Invalid, InvalidCursor, NotFound, Unavailable
 from tasks.forms import TaskForm
 from tasks.models import STATUSES, Status, Task
 from tasks.schemas import REDACTED, public_payload
@@ -156,7 +156,7 @@ def task_command(request: HttpRequest, task_id: str, command: str) -> HttpRespon
         service(task_id=task_id)
     except Http404:
         return render_page(request, "tasks/not_found.html", {"task_id": task_id[:64]}, 404)
-    except (Conflict, SchedulingFailed) as exc:
+    except (Conflict, Unavailable) as exc:
         flash(request, _sentence(exc.message), "error")
     else:
         flash(request, done)
@@ -241,7 +241,7 @@ def _create(request: HttpRequest, form: TaskForm) -> tuple[Task | None, int]:
         # later time, so the request differs): that is the task it made.
         task_id = creation.idempotent_task_id(created_by=created_by, idempotency_key=submission)
         return selectors.task_get(task_id=task_id), 200
-    except SchedulingFailed as exc:
+    except Unavailable as exc:
         form.add_error(None, _sentence(exc.message))
         return None, 503
     return task, 201 if created else 200
