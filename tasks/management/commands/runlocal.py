@@ -53,6 +53,7 @@ class Command(BaseCommand):
             from tasks.localmode.bootstrap import bootstrap
 
             creds = bootstrap(data_dir)
+            self._reconcile()
             # Its own client, made before the call counter is attached: its
             # calls (reading and deleting fired schedules) are ones EventBridge
             # makes itself on AWS.
@@ -81,6 +82,13 @@ class Command(BaseCommand):
             except subprocess.TimeoutExpired:
                 aws.kill()
             self.stderr.write("stopped")
+
+    def _reconcile(self) -> None:
+        from tasks.localmode.recovery import reconcile_at_start
+
+        line = reconcile_at_start()  # before the firer: nothing is in flight
+        if line:
+            self.stderr.write(line)
 
     def _start_aws(self, data_dir: Path) -> subprocess.Popen:
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
