@@ -180,7 +180,8 @@ data "aws_iam_policy_document" "executor_trust" {
 data "aws_iam_policy_document" "executor" {
   # Claim (a conditional UpdateItem that returns the task), record the
   # attempt, mark a task whose retry could not be scheduled failed; and, only
-  # when a claim fails, read whether the task is running (GetItem).
+  # when a claim fails, read whether the task is running (GetItem; reconcile
+  # too, before it deletes a schedule that looks orphaned).
   statement {
     sid       = "Tasks"
     actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]
@@ -188,11 +189,27 @@ data "aws_iam_policy_document" "executor" {
   }
 
   # A retryable failure gets a new one-time schedule; fired schedules delete
-  # themselves (ActionAfterCompletion DELETE), so no DeleteSchedule.
+  # themselves (ActionAfterCompletion DELETE). Reconcile (every 5 minutes)
+  # makes a lost schedule again and deletes orphan ones.
   statement {
-    sid       = "RetrySchedules"
-    actions   = ["scheduler:CreateSchedule"]
+    sid       = "Schedules"
+    actions   = ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"]
     resources = [local.schedule_arn_pattern]
+  }
+
+  # Reconcile lists the group's schedules (the GroupName parameter scopes
+  # what it returns; see RESOURCE_STAR_JUSTIFIED in tests/test_terraform.py).
+  statement {
+    sid       = "ListSchedules"
+    actions   = ["scheduler:ListSchedules"]
+    resources = ["*"]
+  }
+
+  # Reconcile reads the scheduled and the running tasks.
+  statement {
+    sid       = "TaskIndexes"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.tasks.arn}/index/status-run_at-index"]
   }
 
   statement {

@@ -59,10 +59,10 @@ class Reconciled:
         )
 
 
-def tasks_reconcile(*, grace_seconds: float = GRACE_SECONDS, dry_run: bool = False) -> Reconciled:
+def tasks_reconcile(*, grace_seconds: float | None = None, dry_run: bool = False) -> Reconciled:
     result = Reconciled()
     current = now()
-    grace = timedelta(seconds=grace_seconds)
+    grace = timedelta(seconds=GRACE_SECONDS if grace_seconds is None else grace_seconds)
     # Schedules first, tasks second: a task stored meanwhile has its schedule
     # (made first) in the listing already, or is left to the next run.
     schedules = {s.name: s for s in scheduler.schedule_list() if TASK_SCHEDULE_NAME.match(s.name)}
