@@ -9,7 +9,7 @@ from ninja import Header, Query, Router, Schema, Status
 from pydantic import Field
 
 from tasks import selectors
-from tasks.schemas import ErrorOut, TaskDetailOut, TaskIn, TaskOut, TaskPageOut
+from tasks.schemas import ErrorOut, RescheduleIn, TaskDetailOut, TaskIn, TaskOut, TaskPageOut
 from tasks.services import commands, creation
 
 router = Router(tags=["tasks"])
@@ -82,3 +82,39 @@ def get_task(request: HttpRequest, task_id: str):
 )
 def cancel_task(request: HttpRequest, task_id: str):
     return commands.task_cancel(task_id=task_id)
+
+
+# Operator commands: the same services, and so the same rules, as the
+# dashboard's buttons. 503: the new schedule could not be made (the task is
+# unchanged).
+COMMAND_RESPONSES = {200: TaskOut, **errors(404, 409, 503)}
+
+
+@router.post(
+    "/{task_id}/retry",
+    response=COMMAND_RESPONSES,
+    by_alias=True,
+    summary="Retry a failed (or stuck) task with a fresh round of attempts",
+)
+def retry_task(request: HttpRequest, task_id: str):
+    return commands.task_retry(task_id=task_id)
+
+
+@router.post(
+    "/{task_id}/run-now",
+    response=COMMAND_RESPONSES,
+    by_alias=True,
+    summary="Run a scheduled task now",
+)
+def run_task_now(request: HttpRequest, task_id: str):
+    return commands.task_run_now(task_id=task_id)
+
+
+@router.post(
+    "/{task_id}/reschedule",
+    response={**COMMAND_RESPONSES, 422: dict},
+    by_alias=True,
+    summary="Move a scheduled task to a new runAt",
+)
+def reschedule_task(request: HttpRequest, task_id: str, body: RescheduleIn):
+    return commands.task_reschedule(task_id=task_id, run_at=body.run_at)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from ninja import Schema
 from pydantic import ConfigDict, Field
@@ -33,6 +33,12 @@ class TaskIn(CamelSchema):
     max_attempts: int | None = Field(default=None, strict=True, examples=[3])
 
 
+class RescheduleIn(CamelSchema):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    run_at: datetime = Field(examples=["2024-03-20T15:00:00Z"])
+
+
 class AttemptOut(CamelSchema):
     number: int
     started_at: datetime
@@ -53,9 +59,16 @@ class TaskOut(CamelSchema):
     attempts: int
     max_attempts: int
     error: str | None
+    # "unknown": the executor died after claiming the task (its claim has
+    # lapsed), so the request may have gone out; null otherwise.
+    outcome: Literal["unknown"] | None
     next_attempt_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+    @staticmethod
+    def resolve_error(task: Task) -> str | None:
+        return task.outcome_message or task.error
 
     @staticmethod
     def resolve_payload(task: Task) -> dict[str, Any]:

@@ -107,6 +107,9 @@ def test_it_documents_the_statuses_each_route_can_answer(client):
         ("GET", "/api/tasks"): {200, 400, 401, 422},
         ("GET", "/api/tasks/{task_id}"): {200, 401, 404},
         ("POST", "/api/tasks/{task_id}/cancel"): {200, 401, 404, 409},
+        ("POST", "/api/tasks/{task_id}/retry"): {200, 401, 404, 409, 503},
+        ("POST", "/api/tasks/{task_id}/run-now"): {200, 401, 404, 409, 503},
+        ("POST", "/api/tasks/{task_id}/reschedule"): {200, 401, 404, 409, 422, 503},
     }
 
 
@@ -127,6 +130,7 @@ def test_it_creates_a_task(api, settings):
         "attempts",
         "maxAttempts",
         "error",
+        "outcome",
         "nextAttemptAt",
         "createdAt",
         "updatedAt",
