@@ -28,6 +28,7 @@ urlpatterns = [
         name="task_run_now",
     ),
     path("tasks/<str:task_id>/retry/", tasks.task_command, {"command": "retry"}, name="task_retry"),
+    path("tasks/<str:task_id>/reschedule/", tasks.task_reschedule, name="task_reschedule"),
     path("keys/", keys.key_list, name="keys"),
     path("keys/<str:key_id>/revoke/", keys.key_revoke, name="key_revoke"),
 ]
