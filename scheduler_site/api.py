@@ -11,7 +11,7 @@ from django.http import HttpRequest, JsonResponse
 from ninja import Header, NinjaAPI
 from ninja.security import HttpBearer
 
-from tasks.api import CREATE_RESPONSES, create_task, router
+from tasks.api import CREATE_RESPONSES, create_task, dead_letters_router, router
 from tasks.errors import BadRequest, Conflict, DomainError, Invalid, NotFound, Unavailable
 from tasks.schemas import TaskIn
 from tasks.services import access
@@ -36,6 +36,7 @@ api = NinjaAPI(
     openapi_url="/openapi.json",
 )
 api.add_router("/tasks", router)
+api.add_router("/dead-letters", dead_letters_router)
 
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotFound: 404,

@@ -9,10 +9,21 @@ from ninja import Header, Query, Router, Schema, Status
 from pydantic import Field
 
 from tasks import selectors
-from tasks.schemas import ErrorOut, RescheduleIn, TaskDetailOut, TaskIn, TaskOut, TaskPageOut
-from tasks.services import commands, creation
+from tasks.schemas import (
+    DeadLetterPageOut,
+    ErrorOut,
+    ReplayedOut,
+    ReplayedPageOut,
+    RescheduleIn,
+    TaskDetailOut,
+    TaskIn,
+    TaskOut,
+    TaskPageOut,
+)
+from tasks.services import commands, creation, dead_letters
 
 router = Router(tags=["tasks"])
+dead_letters_router = Router(tags=["dead letters"])
 
 
 def errors(*codes: int) -> dict:
@@ -118,3 +129,46 @@ def run_task_now(request: HttpRequest, task_id: str):
 )
 def reschedule_task(request: HttpRequest, task_id: str, body: RescheduleIn):
     return commands.task_reschedule(task_id=task_id, run_at=body.run_at)
+
+
+# --- dead letters -------------------------------------------------------------------------
+
+
+@dead_letters_router.get(
+    "",
+    response={200: DeadLetterPageOut, **errors(503)},
+    by_alias=True,
+    summary="List the dead-letter queue (up to 100 messages, oldest first)",
+)
+def list_dead_letters(request: HttpRequest):
+    return dead_letters.deadletter_list()
+
+
+@dead_letters_router.post(
+    "/replay-all",
+    response={200: ReplayedPageOut, **errors(503)},
+    by_alias=True,
+    summary="Replay every dead letter (those of running tasks stay)",
+)
+def replay_all_dead_letters(request: HttpRequest):
+    return {"items": dead_letters.deadletter_replay_all()}
+
+
+@dead_letters_router.post(
+    "/{message_id}/replay",
+    response={200: ReplayedOut, **errors(404, 409, 503)},
+    by_alias=True,
+    summary="Replay a dead letter: its task runs again under the usual claim",
+)
+def replay_dead_letter(request: HttpRequest, message_id: str):
+    return dead_letters.deadletter_replay(message_id=message_id)
+
+
+@dead_letters_router.delete(
+    "/{message_id}",
+    response={204: None, **errors(404, 503)},
+    summary="Discard a dead letter",
+)
+def discard_dead_letter(request: HttpRequest, message_id: str):
+    dead_letters.deadletter_discard(message_id=message_id)
+    return Status(204, None)

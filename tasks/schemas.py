@@ -88,6 +88,33 @@ class TaskPageOut(CamelSchema):
     next_cursor: str | None
 
 
+class DeadLetterOut(CamelSchema):
+    id: str
+    task_id: str | None
+    reason: str
+    source: Literal["scheduler", "executor", "local"]
+    sent_at: datetime | None
+    age_seconds: int | None
+    receive_count: int
+
+
+class DeadLetterPageOut(CamelSchema):
+    items: list[DeadLetterOut]
+    queue: str | None
+    approximate_total: int
+
+
+class ReplayedOut(CamelSchema):
+    id: str
+    task_id: str | None
+    result: Literal["run_now", "removed", "kept"]
+    detail: str
+
+
+class ReplayedPageOut(CamelSchema):
+    items: list[ReplayedOut]
+
+
 class ErrorOut(Schema):
     detail: str
 
