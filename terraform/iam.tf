@@ -136,6 +136,21 @@ data "aws_iam_policy_document" "web" {
     }
   }
 
+  # The Dead letters page and API: find the queue, read it (received
+  # messages are released again at once), count it, delete what was
+  # replayed or discarded.
+  statement {
+    sid = "DeadLetters"
+    actions = [
+      "sqs:GetQueueUrl",
+      "sqs:ReceiveMessage",
+      "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes",
+      "sqs:DeleteMessage",
+    ]
+    resources = [aws_sqs_queue.scheduler_dlq.arn]
+  }
+
   # For API Gateway, which invokes the function with this role (see above).
   # The integration may name a published version, hence the qualified form.
   statement {

@@ -18,10 +18,10 @@ import pytest
 from django.conf import settings as django_settings
 from pynamodb.attributes import TTLAttribute
 
-from tasks import scheduler, selectors
+from tasks import queues, scheduler, selectors
 from tasks.executor import ExecutorError, reconcile, run_task
 from tasks.models import MODELS, Status, Task
-from tasks.services import access, commands, creation, running
+from tasks.services import access, commands, creation, dead_letters, running
 from tasks.services import reconcile as reconcile_service
 from tests.terraform_stack import TERRAFORM_DIR, Stack
 
@@ -33,10 +33,10 @@ RESOURCE_STAR_JUSTIFIED: dict[tuple[str, str], str] = {
     ("executor", "ListSchedules"): "scheduler:ListSchedules has no resource type in the "
     "Service Authorization Reference; its GroupName parameter scopes what it returns",
 }
-# Services whose grants are used by AWS on the role's behalf, not by the
-# code: Lambda writes the logs and sends failed async invocations of the
-# executor to its dead-letter queue; API Gateway invokes the web function.
-USED_BY_AWS_NOT_THE_CODE = ("logs:", "lambda:", "sqs:")
+# Grants used by AWS on the role's behalf, not by the code: Lambda writes
+# the logs and sends failed async invocations of the executor to its
+# dead-letter queue; API Gateway invokes the web function.
+USED_BY_AWS_NOT_THE_CODE = ("logs:", "lambda:", "sqs:SendMessage")
 
 
 @pytest.fixture(scope="module")
@@ -300,6 +300,11 @@ def _permissions(stack: Stack, calls) -> set[tuple[str, str]]:
             if operation == "CreateSchedule":
                 assert params["Target"]["RoleArn"] == django_settings.SCHEDULER_ROLE_ARN
                 needed.add(("iam:PassRole", stack.reference("aws_iam_role.scheduler.arn")))
+        elif service == "sqs":
+            name = params.get("QueueName") or params["QueueUrl"].rsplit("/", 1)[1]
+            # SQS authorises a batch call with its single action's permission.
+            action = action.removesuffix("Batch")
+            needed.add((action, f"arn:aws:sqs:{stack.region}:{stack.account}:{name}"))
         else:
             pytest.fail(f"the code called {action}, which no test maps to a resource yet")
     return needed
@@ -339,8 +344,14 @@ def _webhook(url: str = "https://example.com/hook") -> dict:
     return {"action": "webhook", "payload": {"url": url, "data": {"n": 1}}}
 
 
-def test_it_grants_the_web_role_exactly_what_the_api_and_dashboard_call(stack, recorder):
+def test_it_grants_the_web_role_exactly_what_the_api_and_dashboard_call(stack, recorder, settings):
     password = "correct horse battery"
+    dlq = stack.reference("aws_sqs_queue.scheduler_dlq.arn")
+    settings.SCHEDULER_DLQ_ARN = dlq
+    queues.queue_url.cache_clear()
+    url = queues.client().create_queue(QueueName=dlq.rsplit(":", 1)[1])["QueueUrl"]
+    for _ in range(3):
+        queues.client().send_message(QueueUrl=url, MessageBody='{"task_id": "%s"}' % ("ab" * 16))
     with recorder.recording():
         # API: every request authenticates its key; create (twice with one
         # Idempotency-Key), read, list in each order, cancel.
@@ -365,6 +376,12 @@ def test_it_grants_the_web_role_exactly_what_the_api_and_dashboard_call(stack, r
     Task(id=failed.id).update(actions=[Task.status.set(Status.FAILED)])
     with recorder.recording():
         commands.task_retry(task_id=failed.id)
+        # Dead letters: list, replay one, discard one, replay the rest.
+        letters = dead_letters.deadletter_list().items
+        dead_letters.deadletter_replay(message_id=letters[0].id)
+        dead_letters.deadletter_discard(message_id=letters[1].id)
+        dead_letters.deadletter_replay_all()
+    queues.queue_url.cache_clear()
 
     assert (again.id, created) == (task.id, False)
     assert selectors.task_get(task_id=task.id).status == "cancelled"
