@@ -44,11 +44,14 @@ class Outcome(StrEnum):
     SUCCESS = "success"
     RETRY = "retry"  # failed, another attempt is scheduled
     FAILURE = "failure"  # failed for good
+    # The executor died after the claim: recorded when an operator retries or
+    # cancels the stuck task. The request may or may not have gone out.
+    UNKNOWN = "unknown"
 
 
 STATUSES = tuple(Status)
 # A task's outcome when its executor died after claiming it (Task.outcome).
-OUTCOME_UNKNOWN = "unknown"
+OUTCOME_UNKNOWN = Outcome.UNKNOWN
 # The constant partition of the all-tasks index (see CreatedAtIndex).
 LISTING_ALL = "task"
 

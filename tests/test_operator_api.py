@@ -225,3 +225,16 @@ def test_it_tells_a_task_never_claimed_from_one_whose_outcome_is_unknown(api):
         shown = api.get(f"/api/tasks/{task['id']}").json()
         assert (shown["outcome"], shown["error"]) == (None, None)
     assert api.get(f"/api/tasks/{waiting['id']}").json()["status"] == "scheduled"
+
+
+@pytest.mark.parametrize("command", ["retry", "cancel"])
+def test_it_keeps_the_lost_attempt_as_outcome_unknown_when_a_stuck_task_is_handled(api, command):
+    task = create(api, runAt=future(0))
+    make_stuck(task["id"])
+
+    assert api.post(f"/api/tasks/{task['id']}/{command}").status_code == 200
+
+    [attempt] = api.get(f"/api/tasks/{task['id']}").json()["attemptHistory"]
+    assert (attempt["number"], attempt["outcome"]) == (1, "unknown")
+    assert attempt["error"].startswith("outcome unknown: the request may have gone out")
+    assert api.get(f"/api/tasks/{task['id']}").json()["outcome"] is None  # no longer stuck

@@ -72,6 +72,7 @@ def task_reschedule_under(
     extra_attempts: int = 0,
     due: datetime | None = None,
     run_at: datetime | None = None,
+    extra_updates: list | None = None,
 ) -> Task:
     """Take `transition` to make the task's next attempt due at `due` (now by
     default) under a new schedule, made first; a failed task is scheduled
@@ -86,6 +87,7 @@ def task_reschedule_under(
         updates.append(Task.run_at.set(run_at))
     if current.status != Status.SCHEDULED:
         updates.append(Task.error.remove())
+    updates += extra_updates or []
     # The sequence check makes two concurrent reschedules of the same task
     # resolve to one.
     condition = transition.condition() & (Task.schedule_seq == current.schedule_seq)
