@@ -289,3 +289,52 @@ def test_the_dashboard_replays_all(dash, dlq):
     dash.post("/dead-letters/replay-all/")
     page = dash.get("/dead-letters/").content.decode()
     assert "Replayed 2 dead letters: 1 runs now, 1 removed." in page
+
+
+# --- end to end: the local mode ---------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_the_local_mode_puts_what_it_gives_up_on_in_its_queue_and_replays_it(tmp_path):
+    import time
+
+    from tests.factories import future
+    from tests.localrun import start_local
+
+    # An invalid secret: the executor fails every invocation (ExecutorError).
+    env = {"WEBHOOK_SIGNING_SECRET": "whsec_!!!", "SCHEDULER_MAX_RETRY_ATTEMPTS": "0"}
+    local = start_local(tmp_path / "state", env=env)
+    try:
+        body = {
+            "action": "webhook",
+            "payload": {"url": "https://example.com/hook"},
+            "runAt": future(0),
+        }
+        status, task = local.api("POST", "/api/tasks", body)
+        assert status == 201
+
+        def letters() -> list[dict]:
+            status, page = local.api("GET", "/api/dead-letters")
+            assert status == 200
+            return page["items"]
+
+        deadline = time.monotonic() + 20
+        while not letters() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        [letter] = letters()
+        assert (letter["taskId"], letter["source"]) == (task["id"], "local")
+        assert "WEBHOOK_SIGNING_SECRET is not a valid secret" in letter["reason"]
+
+        status, replayed = local.api("POST", f"/api/dead-letters/{letter['id']}/replay")
+        assert (status, replayed["result"]) == (200, "run_now")
+        # It ran again (and, the secret still wrong, failed again).
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ids = [item["id"] for item in letters()]
+            if ids and letter["id"] not in ids:
+                break
+            time.sleep(0.2)
+        [again] = letters()
+        assert again["id"] != letter["id"] and again["taskId"] == task["id"]
+    finally:
+        local.stop()
