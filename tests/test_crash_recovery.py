@@ -5,6 +5,7 @@ again on the same state: no task is left scheduled without a schedule."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -48,6 +49,11 @@ def test_a_kill_between_schedule_and_task_leaves_no_task_without_a_schedule(tmp_
 
     again = start_local(state)
     try:
+        # The repair runs beside the firer, from the start.
+        deadline = time.monotonic() + 30
+        while not any("Reconciled:" in line for line in again.output):
+            assert time.monotonic() < deadline, "".join(again.output)
+            time.sleep(0.1)
         assert any("1 orphan schedules deleted" in line for line in again.output), again.output
         status, page = again.api("GET", "/api/tasks?status=scheduled&limit=100")
         assert status == 200

@@ -287,3 +287,38 @@ def test_the_executor_entry_point_and_the_command_report_it(aws, settings):
     assert lines[0] == f"task {task.id}: schedule again, at its due time"
     assert lines[-1].startswith("1 scheduled tasks, 0 schedules: 1 schedules made again")
     assert orphan_free(settings)
+
+
+def test_at_local_start_what_came_before_is_settled_and_what_came_after_in_flight(aws, settings):
+    before = create(run_at=datetime.now(UTC))  # due now: on AWS it could be firing
+    scheduler.schedule_delete(name=before.schedule_name)
+    orphan = "ab" * 16 + "-1"
+    scheduler.schedule_create(name=orphan, task_id="ab" * 16, when=LATER)
+    started = datetime.now(UTC)
+    after = create()  # made by the new run, e.g. between its schedule and its put
+    scheduler.schedule_delete(name=after.schedule_name)
+
+    result = tasks_reconcile(settled_before=started)
+
+    assert (result.repaired, result.orphans_deleted) == ([before.id], [orphan])
+    assert schedule_names(settings) == {before.schedule_name}
+
+
+def test_the_local_mode_repairs_in_the_background_and_says_so(aws, settings):
+    import threading
+
+    from tasks.localmode.recovery import reconcile_in_background
+
+    task = create()
+    scheduler.schedule_delete(name=task.schedule_name)
+    said: list[str] = []
+    done = threading.Event()
+
+    def say(line: str) -> None:
+        said.append(line)
+        done.set()
+
+    reconcile_in_background(settled_before=datetime.now(UTC), say=say)
+    assert done.wait(10)
+    assert said[0].startswith("Reconciled: 1 scheduled tasks, 0 schedules: 1 schedules made again")
+    assert orphan_free(settings)

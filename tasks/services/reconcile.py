@@ -37,6 +37,10 @@ TASK_SCHEDULE_NAME = re.compile(r"^([0-9a-f]{32})-([0-9]+)$")
 # the executor then waits up to 65 s), a retry between its record and its
 # schedule. The local mode passes 0 at start: nothing is in flight then.
 GRACE_SECONDS = 180
+# Only what reconcile reads: the bytes a run moves (not what DynamoDB bills:
+# it bills the whole items) stay small whatever the payloads.
+SCHEDULED_FIELDS = ["id", "status", "schedule_name", "due_at", "updated_at"]
+RUNNING_FIELDS = ["id", "status", "lease_expires_at", "run_at"]
 
 
 @dataclass
@@ -59,18 +63,35 @@ class Reconciled:
         )
 
 
-def tasks_reconcile(*, grace_seconds: float | None = None, dry_run: bool = False) -> Reconciled:
+def tasks_reconcile(
+    *,
+    grace_seconds: float | None = None,
+    settled_before: datetime | None = None,
+    dry_run: bool = False,
+) -> Reconciled:
+    """Repair what a fault left. Tasks changed and schedules created within
+    the grace are in flight and left alone, and so are tasks due within it (on
+    AWS a schedule is deleted as it fires, before the executor claims).
+    `settled_before`: nothing changed before this instant is in flight, and
+    schedules are deleted only after their invocation (the local mode, from
+    its start: its previous processes are gone)."""
     result = Reconciled()
     current = now()
     grace = timedelta(seconds=GRACE_SECONDS if grace_seconds is None else grace_seconds)
+    cutoff = current - grace
+    if settled_before is not None:
+        cutoff = max(cutoff, settled_before)
     # Schedules first, tasks second: a task stored meanwhile has its schedule
     # (made first) in the listing already, or is left to the next run.
     schedules = {s.name: s for s in scheduler.schedule_list() if TASK_SCHEDULE_NAME.match(s.name)}
-    scheduled = list(Task.status_run_at_index.query(Status.SCHEDULED))
+    scheduled = list(
+        Task.status_run_at_index.query(Status.SCHEDULED, attributes_to_get=SCHEDULED_FIELDS)
+    )
     result.schedules, result.scheduled_tasks = len(schedules), len(scheduled)
 
     for task in scheduled:
-        if task.schedule_name in schedules or _in_flight(task, current, grace):
+        firing = settled_before is None and current - grace < task.due_at < current + grace
+        if task.schedule_name in schedules or task.updated_at > cutoff or firing:
             continue
         overdue = task.due_at <= current
         logger.warning(
@@ -92,7 +113,7 @@ def tasks_reconcile(*, grace_seconds: float | None = None, dry_run: bool = False
 
     wanted = {task.schedule_name for task in scheduled}
     for name, summary in schedules.items():
-        if name in wanted or _young(summary.created_at, current, grace):
+        if name in wanted or summary.created_at is None or summary.created_at > cutoff:
             continue
         if _scheduled_under(TASK_SCHEDULE_NAME.match(name).group(1), name):
             continue  # stored after the index was read
@@ -105,24 +126,13 @@ def tasks_reconcile(*, grace_seconds: float | None = None, dry_run: bool = False
                 continue
         result.orphans_deleted.append(name)
 
-    result.stuck = [t for t in Task.status_run_at_index.query(Status.RUNNING) if t.is_stuck]
+    running = Task.status_run_at_index.query(Status.RUNNING, attributes_to_get=RUNNING_FIELDS)
+    result.stuck = [t for t in running if t.is_stuck]
     for task in result.stuck:
         logger.warning("task %s is stuck running: %s", task.id, task.outcome_message)
     for error in result.errors:
         logger.error("reconcile: %s", error)
     return result
-
-
-def _in_flight(task: Task, current: datetime, grace: timedelta) -> bool:
-    if not grace:
-        return False
-    recently_changed = task.updated_at > current - grace
-    firing_about_now = current - grace < task.due_at < current + grace
-    return recently_changed or firing_about_now
-
-
-def _young(created_at: datetime | None, current: datetime, grace: timedelta) -> bool:
-    return bool(grace) and (created_at is None or created_at > current - grace)
 
 
 def _scheduled_under(task_id: str, name: str) -> bool:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -53,13 +54,14 @@ class Command(BaseCommand):
             from tasks.localmode.bootstrap import bootstrap
 
             creds = bootstrap(data_dir)
-            self._reconcile()
+            started = datetime.now(UTC)  # what came before is settled: reconcile
             # Its own client, made before the call counter is attached: its
             # calls (reading and deleting fired schedules) are ones EventBridge
             # makes itself on AWS.
             firer_client = boto3.client("scheduler", region_name=settings.AWS_REGION)
             self._count_calls()
             firer = self._start_firer(firer_client, threads)
+            self._reconcile(started)
             server = self._start_web(host, port)
             # Everything made so far lives as long as the process: keep the
             # garbage collector from walking it again and again (its pauses
@@ -83,12 +85,10 @@ class Command(BaseCommand):
                 aws.kill()
             self.stderr.write("stopped")
 
-    def _reconcile(self) -> None:
-        from tasks.localmode.recovery import reconcile_at_start
+    def _reconcile(self, started: datetime) -> None:
+        from tasks.localmode.recovery import reconcile_in_background
 
-        line = reconcile_at_start()  # before the firer: nothing is in flight
-        if line:
-            self.stderr.write(line)
+        reconcile_in_background(settled_before=started, say=self.stderr.write)
 
     def _start_aws(self, data_dir: Path) -> subprocess.Popen:
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
