@@ -5,22 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from tasks import scheduler
 from tasks.models import Task
-from tasks.services import access, creation, running
-
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def dash(client, aws, settings, collected_static):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    access.operator_create(username="alice", password=PASSWORD)
-    response = client.post("/login/", {"username": "alice", "password": PASSWORD})
-    assert response.status_code == 302
-    return client
+from tasks.services import creation, running
 
 
 def make_task(run_in: timedelta = timedelta(hours=1)) -> Task:
@@ -37,9 +24,11 @@ def stored(task_id: str) -> Task:
 
 
 def flash_of(dash, task_id: str) -> str:
+    """The one-time messages the task's page shows, all of them."""
+    import re
+
     page = dash.get(f"/tasks/{task_id}/").content.decode()
-    start = page.index('class="flash')
-    return page[start : page.index("</div>", start)]
+    return " ".join(re.findall(r'class="flash[^"]*"[^>]*>(.*?)</div>', page, re.S))
 
 
 # --- reschedule -------------------------------------------------------------------------

@@ -14,11 +14,10 @@ from tasks import queues, scheduler
 from tasks.executor import ExecutorError, run_task
 from tasks.localmode.invokers import invoke_with_retries
 from tasks.models import Task
-from tasks.services import access, creation, dead_letters, running
+from tasks.services import creation, dead_letters, running
 from tests.factories import due_task
 
 QUEUE = "test-dlq"
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -256,11 +255,9 @@ def test_the_local_stand_in_sends_what_it_gives_up_on_to_the_queue(dlq, settings
 
 
 @pytest.fixture
-def dash(client, dlq, settings, collected_static):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    access.operator_create(username="alice", password=PASSWORD)
-    assert client.post("/login/", {"username": "alice", "password": PASSWORD}).status_code == 302
-    return client
+def dash(dash, dlq):
+    """conftest's logged-in client, with a dead-letter queue."""
+    return dash
 
 
 def test_the_dashboard_lists_replays_and_discards(dash, dlq):

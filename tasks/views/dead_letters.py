@@ -3,13 +3,14 @@ discarded one by one or all at once. Thin: services/dead_letters.py decides."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
 from tasks.errors import Conflict, NotFound, Unavailable
 from tasks.services import dead_letters
-from tasks.views.auth import flash, login_required, render_page
+from tasks.views.auth import login_required, render_page
 
 RESULT_WORDS = {"run_now": "runs now", "removed": "removed", "kept": "kept"}
 
@@ -32,9 +33,9 @@ def dead_letter_replay(request: HttpRequest, message_id: str) -> HttpResponse:
     try:
         replayed = dead_letters.deadletter_replay(message_id=message_id)
     except (NotFound, Conflict, Unavailable) as exc:
-        flash(request, _sentence(exc.message), "error")
+        messages.error(request, _sentence(exc.message))
     else:
-        flash(request, _sentence(f"Replayed: {replayed.detail}"))
+        messages.success(request, _sentence(f"Replayed: {replayed.detail}"))
     return redirect("dashboard:dead_letters")
 
 
@@ -44,13 +45,13 @@ def dead_letter_replay_all(request: HttpRequest) -> HttpResponse:
     try:
         results = dead_letters.deadletter_replay_all()
     except Unavailable as exc:
-        flash(request, _sentence(exc.message), "error")
+        messages.error(request, _sentence(exc.message))
         return redirect("dashboard:dead_letters")
     counts = {word: 0 for word in RESULT_WORDS}
     for result in results:
         counts[result.result] += 1
     summary = ", ".join(f"{n} {RESULT_WORDS[word]}" for word, n in counts.items() if n)
-    flash(request, f"Replayed {len(results)} dead letters: {summary or 'none'}.")
+    messages.success(request, f"Replayed {len(results)} dead letters: {summary or 'none'}.")
     return redirect("dashboard:dead_letters")
 
 
@@ -60,9 +61,9 @@ def dead_letter_discard(request: HttpRequest, message_id: str) -> HttpResponse:
     try:
         dead_letters.deadletter_discard(message_id=message_id)
     except (NotFound, Unavailable) as exc:
-        flash(request, _sentence(exc.message), "error")
+        messages.error(request, _sentence(exc.message))
     else:
-        flash(request, "Dead letter discarded.")
+        messages.success(request, "Dead letter discarded.")
     return redirect("dashboard:dead_letters")
 
 
