@@ -95,6 +95,23 @@ def test_it_lists_dead_letters_with_task_reason_and_age(api, dlq):
     assert {i["id"] for i in api.get("/api/dead-letters").json()["items"]} == {first, second}
 
 
+def test_it_finds_the_task_in_a_wrapped_event_and_keeps_a_letter_without_one(api, dlq):
+    event = json.dumps({"command": "tasks.executor.run_task", "task_id": "ab" * 16})
+    wrapped = queues.client().send_message(QueueUrl=dlq, MessageBody=json.dumps({"input": event}))[
+        "MessageId"
+    ]
+    anonymous = queues.client().send_message(QueueUrl=dlq, MessageBody="not json")["MessageId"]
+
+    items = {i["id"]: i for i in api.get("/api/dead-letters").json()["items"]}
+    assert items[wrapped]["taskId"] == "ab" * 16
+    assert (items[anonymous]["taskId"], items[anonymous]["reason"]) == (None, "no reason given")
+
+    response = api.post(f"/api/dead-letters/{anonymous}/replay")
+    assert response.status_code == 409
+    assert "no task id in this message" in response.json()["detail"]
+    assert anonymous in queued_ids(dlq)
+
+
 def test_it_lists_more_than_one_receive_holds(api, dlq):
     sent = {send_lambda_letter(dlq, "ab" * 16) for _ in range(25)}
     items = api.get("/api/dead-letters").json()["items"]

@@ -1,7 +1,8 @@
 """Dead letters: executor invocations that were given up on, read from the
 dead-letter queue (SCHEDULER_DLQ_ARN; on AWS both EventBridge Scheduler and
 the executor's Lambda send there, in the local mode the stand-in does),
-replayed or discarded by an operator.
+replayed or discarded by an operator. A message that names no task is only
+ever discarded.
 
 A replay runs the task again under the usual claim: a `scheduled` task is
 moved to now (as Run now does) and fires again; a finished or unknown one
@@ -18,6 +19,7 @@ Both stop after MAX_MESSAGES.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +34,7 @@ from tasks.services.store import now
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGES = 100
+TASK_ID_IN_TEXT = re.compile(r'task_id\\?"\s*:\s*\\?"([0-9a-f]{32})')
 # Received messages stay hidden this long unless released (a crash between
 # receiving and releasing hides them no longer than this).
 HIDE_SECONDS = 30
@@ -85,6 +88,10 @@ def dead_letter_of(message: queues.Message) -> DeadLetter:
     Lambda, and Source local)."""
     attrs = message.message_attributes
     task_id = message.json_body().get("task_id")
+    if not isinstance(task_id, str):
+        # The event wrapped in another document, or JSON in a string.
+        found = TASK_ID_IN_TEXT.search(message.body)
+        task_id = found.group(1) if found else None
     code = attrs.get("ERROR_CODE") or attrs.get("ErrorCode") or ""
     text = attrs.get("ERROR_MESSAGE") or attrs.get("ErrorMessage") or ""
     reason = ": ".join(part for part in (code, text) if part) or "no reason given"
@@ -184,7 +191,7 @@ def _replay(message: queues.Message) -> Replayed:
     letter = dead_letter_of(message)
     task_id = letter.task_id
     if task_id is None:
-        return Replayed(message.id, None, "removed", "no task id in the message: nothing to run")
+        raise Conflict("no task id in this message: nothing to replay; discard it once read")
     try:
         task = Task.get(task_id, consistent_read=True)
     except (Task.DoesNotExist, ValueError):
