@@ -93,7 +93,8 @@ def _running_message(task: Task) -> str:
     if task.is_stuck:
         return (
             f"task {task.id} is stuck running: its executor stopped before recording "
-            f"the outcome (lease lapsed {lease.isoformat()}); cancel or retry it"
+            f"the outcome (lease lapsed {lease.isoformat()}); {task.outcome_message}; "
+            "cancel or retry it"
         )
     until = f" until {lease.isoformat()}" if lease else ""
     return f"task {task.id} is running under another invocation{until}; retry later"
