@@ -322,3 +322,29 @@ def test_the_local_mode_repairs_in_the_background_and_says_so(aws, settings):
     assert done.wait(10)
     assert said[0].startswith("Reconciled: 1 scheduled tasks, 0 schedules: 1 schedules made again")
     assert orphan_free(settings)
+
+
+def test_a_crash_between_a_retrys_record_and_its_schedule_is_repaired(
+    aws, receiver, monkeypatch, settings, no_backoff
+):
+    # The executor's retry path records first (the other order would leave
+    # the task stuck running, which only an operator can clear): reconcile
+    # gives the recorded retry its schedule.
+    receiver.expect_request("/hook").respond_with_data("down", status=503)
+    task = due_task(receiver.url_for("/hook"))
+
+    def die(**kwargs):
+        raise Crash("schedule_create")
+
+    monkeypatch.setattr(scheduler, "schedule_create", die)
+    with pytest.raises(Crash):
+        run_task({"task_id": task.id})
+    monkeypatch.undo()
+    retry = Task.get(task.id, consistent_read=True)
+    assert (retry.status, retry.schedule_name) == ("scheduled", f"{task.id}-2")
+    assert not orphan_free(settings)
+
+    result = tasks_reconcile(grace_seconds=0)
+
+    assert result.repaired == [task.id]
+    assert orphan_free(settings)
