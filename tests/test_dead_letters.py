@@ -268,6 +268,29 @@ def test_the_local_stand_in_sends_what_it_gives_up_on_to_the_queue(dlq, settings
         run_task(event)
 
 
+def test_the_local_endpoint_keeps_its_dead_letters_in_its_state(dlq):
+    from moto.sqs.models import sqs_backends
+
+    from tasks.localmode import sqsstate
+
+    letter = send_lambda_letter(dlq, "ab" * 16, "executor timed out")
+    [before] = dead_letters.deadletter_list().items
+    state = sqsstate.sqs_state()
+    backend = sqs_backends["123456789012"]["us-east-1"]
+    backend.delete_queue(QUEUE)  # as a new process starts: nothing
+
+    sqsstate.restore_sqs(state)
+
+    [after] = dead_letters.deadletter_list().items
+    assert after.id != letter  # a message id is the endpoint's own
+    assert (after.task_id, after.reason, after.source) == (
+        before.task_id,
+        before.reason,
+        "executor",
+    )
+    assert after.sent_at == before.sent_at
+
+
 # --- the dashboard ----------------------------------------------------------------------
 
 
@@ -350,5 +373,15 @@ def test_the_local_mode_puts_what_it_gives_up_on_in_its_queue_and_replays_it(tmp
             time.sleep(0.2)
         [again] = letters()
         assert again["id"] != letter["id"] and again["taskId"] == task["id"]
+    finally:
+        local.stop()
+
+    # Kept in the state folder, as everything else: still there after a restart.
+    local = start_local(tmp_path / "state", env=env)
+    try:
+        # (The task, scheduled without its fired schedule, is repaired at start
+        # and fails again meanwhile: a second letter may join it.)
+        kept = [(item["taskId"], item["reason"]) for item in letters()]
+        assert (again["taskId"], again["reason"]) in kept
     finally:
         local.stop()
