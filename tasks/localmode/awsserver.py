@@ -25,6 +25,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from tasks.localmode import sqsstate
+
 logger = logging.getLogger("localmode.aws")
 
 READ_ONLY_TARGETS = (
@@ -54,6 +56,7 @@ def snapshot() -> bytes:
     for account, regions in scheduler.items():
         for region, backend in regions.items():
             state["scheduler"][(account, region)] = (backend.schedules, backend.schedule_groups)
+    state["sqs"] = sqsstate.sqs_state()  # the local dead-letter queue
     return pickle.dumps(state)
 
 
@@ -66,6 +69,7 @@ def restore(blob: bytes) -> None:
         backend = scheduler[account][region]
         backend.schedules = schedules
         backend.schedule_groups = groups
+    sqsstate.restore_sqs(state.get("sqs", {}))
 
 
 class AtomicPersistentApp:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -71,12 +72,14 @@ class Command(BaseCommand):
             from tasks.localmode.bootstrap import bootstrap
 
             creds = bootstrap(data_dir)
+            started = datetime.now(UTC)  # what came before is settled: reconcile
             # Its own client, made before the call counter is attached: its
             # calls (reading and deleting fired schedules) are ones EventBridge
             # makes itself on AWS.
             firer_client = boto3.client("scheduler", region_name=settings.AWS_REGION)
             self._count_calls()
             firer = self._start_firer(firer_client, threads)
+            self._reconcile(started)
             server = self._start_web(host, port)
             # Everything made so far lives as long as the process: keep the
             # garbage collector from walking it again and again (its pauses
@@ -99,6 +102,11 @@ class Command(BaseCommand):
             except subprocess.TimeoutExpired:
                 aws.kill()
             self.stderr.write("stopped")
+
+    def _reconcile(self, started: datetime) -> None:
+        from tasks.localmode.recovery import reconcile_in_background
+
+        reconcile_in_background(settled_before=started, say=self.stderr.write)
 
     def _start_aws(self, data_dir: Path) -> subprocess.Popen:
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
