@@ -12,7 +12,14 @@ from ninja import NinjaAPI
 from ninja.security import HttpBearer
 
 from scheduler_site.middleware import UNAVAILABLE
-from tasks.api import CREATE_RESPONSES, IDEMPOTENCY_KEY, IdempotencyKey, create_task, router
+from tasks.api import (
+    CREATE_RESPONSES,
+    IDEMPOTENCY_KEY,
+    IdempotencyKey,
+    create_task,
+    dead_letters_router,
+    router,
+)
 from tasks.aws import storage_unreachable
 from tasks.errors import BadRequest, Conflict, DomainError, Invalid, NotFound, Unavailable
 from tasks.schemas import TaskIn
@@ -38,6 +45,7 @@ api = NinjaAPI(
     openapi_url="/openapi.json",
 )
 api.add_router("/tasks", router)
+api.add_router("/dead-letters", dead_letters_router)
 
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotFound: 404,

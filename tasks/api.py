@@ -10,10 +10,21 @@ from pydantic import Field, WithJsonSchema
 
 from tasks import selectors
 from tasks.models import Status as TaskStatus
-from tasks.schemas import ErrorOut, TaskDetailOut, TaskIn, TaskOut, TaskPageOut
-from tasks.services import commands, creation
+from tasks.schemas import (
+    DeadLetterPageOut,
+    ErrorOut,
+    ReplayedOut,
+    ReplayedPageOut,
+    RescheduleIn,
+    TaskDetailOut,
+    TaskIn,
+    TaskOut,
+    TaskPageOut,
+)
+from tasks.services import commands, creation, dead_letters
 
 router = Router(tags=["tasks"])
+dead_letters_router = Router(tags=["dead letters"])
 
 
 def errors(*codes: int) -> dict:
@@ -94,3 +105,82 @@ def get_task(request: HttpRequest, task_id: str):
 )
 def cancel_task(request: HttpRequest, task_id: str):
     return commands.task_cancel(task_id=task_id)
+
+
+# Operator commands: the same services, and so the same rules, as the
+# dashboard's buttons. 503: the new schedule could not be made (the task is
+# unchanged).
+COMMAND_RESPONSES = {200: TaskOut, **errors(404, 409, 503)}
+
+
+@router.post(
+    "/{task_id}/retry",
+    response=COMMAND_RESPONSES,
+    by_alias=True,
+    summary="Retry a failed (or stuck) task with a fresh round of attempts",
+)
+def retry_task(request: HttpRequest, task_id: str):
+    return commands.task_retry(task_id=task_id)
+
+
+@router.post(
+    "/{task_id}/run-now",
+    response=COMMAND_RESPONSES,
+    by_alias=True,
+    summary="Run a scheduled task now",
+)
+def run_task_now(request: HttpRequest, task_id: str):
+    return commands.task_run_now(task_id=task_id)
+
+
+@router.post(
+    "/{task_id}/reschedule",
+    response={**COMMAND_RESPONSES, 422: dict},
+    by_alias=True,
+    summary="Move a scheduled task to a new runAt",
+)
+def reschedule_task(request: HttpRequest, task_id: str, body: RescheduleIn):
+    return commands.task_reschedule(task_id=task_id, run_at=body.run_at)
+
+
+# --- dead letters -------------------------------------------------------------------------
+
+
+@dead_letters_router.get(
+    "",
+    response={200: DeadLetterPageOut, **errors(503)},
+    by_alias=True,
+    summary="List the dead-letter queue (up to 100 messages, oldest first)",
+)
+def list_dead_letters(request: HttpRequest):
+    return dead_letters.deadletter_list()
+
+
+@dead_letters_router.post(
+    "/replay-all",
+    response={200: ReplayedPageOut, **errors(503)},
+    by_alias=True,
+    summary="Replay every dead letter (those of running tasks stay)",
+)
+def replay_all_dead_letters(request: HttpRequest):
+    return {"items": dead_letters.deadletter_replay_all()}
+
+
+@dead_letters_router.post(
+    "/{message_id}/replay",
+    response={200: ReplayedOut, **errors(404, 409, 503)},
+    by_alias=True,
+    summary="Replay a dead letter: its task runs again under the usual claim",
+)
+def replay_dead_letter(request: HttpRequest, message_id: str):
+    return dead_letters.deadletter_replay(message_id=message_id)
+
+
+@dead_letters_router.delete(
+    "/{message_id}",
+    response={204: None, **errors(404, 503)},
+    summary="Discard a dead letter",
+)
+def discard_dead_letter(request: HttpRequest, message_id: str):
+    dead_letters.deadletter_discard(message_id=message_id)
+    return Status(204, None)

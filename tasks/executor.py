@@ -1,4 +1,5 @@
-"""The executor function's entry point: `tasks.executor.run_task`.
+"""The executor function's entry points: `tasks.executor.run_task`, and
+`tasks.executor.reconcile` (a rate schedule's, every 5 minutes).
 
 On AWS, EventBridge Scheduler invokes the executor Lambda with the schedule's
 Input, {"command": "tasks.executor.run_task", "task_id": ...}; Zappa's handler
@@ -34,6 +35,26 @@ def run_task(event: Any, context: Any = None) -> dict:
     except TypeError as exc:
         logger.exception("executor failed")
         raise ExecutorError(f"executor failed: {exc}") from None
+
+
+def reconcile(event: Any, context: Any = None) -> dict:
+    """Repair what a fault left (services/reconcile.py). The rate schedule
+    invokes it with {"command": "tasks.executor.reconcile"}."""
+    try:
+        from tasks.services.reconcile import tasks_reconcile
+
+        result = tasks_reconcile()
+    except TypeError as exc:  # see run_task: Zappa would call it again
+        logger.exception("reconcile failed")
+        raise ExecutorError(f"reconcile failed: {exc}") from None
+    logger.info("reconcile: %s", result.summary())
+    return {
+        "repaired": result.repaired,
+        "overdue": result.overdue,
+        "orphansDeleted": result.orphans_deleted,
+        "stuck": [task.id for task in result.stuck],
+        "errors": result.errors,
+    }
 
 
 def _run(event: Any) -> dict:
@@ -72,7 +93,8 @@ def _running_message(task: Task) -> str:
     if task.is_stuck:
         return (
             f"task {task.id} is stuck running: its executor stopped before recording "
-            f"the outcome (lease lapsed {lease.isoformat()}); cancel or retry it"
+            f"the outcome (lease lapsed {lease.isoformat()}); {task.outcome_message}; "
+            "cancel or retry it"
         )
     until = f" until {lease.isoformat()}" if lease else ""
     return f"task {task.id} is running under another invocation{until}; retry later"

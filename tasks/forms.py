@@ -159,28 +159,7 @@ class TaskForm(forms.Form):
         return cleaned
 
     def _local_run_at(self, cleaned: dict[str, Any]) -> datetime | None:
-        text, zone_name = cleaned.get("run_at"), cleaned.get("timezone")
-        if not text:
-            self.add_error("run_at", "Pick a date and time.")
-            return None
-        if not zone_name:
-            return None
-        try:
-            local = datetime.fromisoformat(text)
-        except ValueError:
-            self.add_error("run_at", "Use the form YYYY-MM-DDTHH:MM.")
-            return None
-        if local.tzinfo is not None:
-            self.add_error("run_at", "Give the time without an offset; pick the timezone below.")
-            return None
-        zone = ZoneInfo(zone_name)
-        aware = local.replace(tzinfo=zone)
-        # A wall-clock time skipped by a daylight-saving change does not
-        # survive the round trip; say so rather than guess.
-        if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != local:
-            self.add_error("run_at", f"{text} does not exist in {zone_name} (the clocks change).")
-            return None
-        return aware.astimezone(UTC)
+        return local_run_at(self, cleaned)
 
     def payload(self) -> dict[str, Any]:
         """The webhook payload from the fields that parsed (all of them once
@@ -204,6 +183,50 @@ class TaskForm(forms.Form):
             field = field_for_error(error["loc"], when)
             if field is None or field not in self.errors:
                 self.add_error(field, error["msg"])
+
+
+def local_run_at(form: forms.Form, cleaned: dict[str, Any]) -> datetime | None:
+    """The form's `run_at` (a wall-clock time) in its `timezone`, as UTC; on
+    a problem, an error on the run_at field and None."""
+    text, zone_name = cleaned.get("run_at"), cleaned.get("timezone")
+    if not text:
+        form.add_error("run_at", "Pick a date and time.")
+        return None
+    if not zone_name:
+        return None
+    try:
+        local = datetime.fromisoformat(text)
+    except ValueError:
+        form.add_error("run_at", "Use the form YYYY-MM-DDTHH:MM.")
+        return None
+    if local.tzinfo is not None:
+        form.add_error("run_at", "Give the time without an offset; pick the timezone below.")
+        return None
+    zone = ZoneInfo(zone_name)
+    aware = local.replace(tzinfo=zone)
+    # A wall-clock time skipped by a daylight-saving change does not
+    # survive the round trip; say so rather than guess.
+    if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != local:
+        form.add_error("run_at", f"{text} does not exist in {zone_name} (the clocks change).")
+        return None
+    return aware.astimezone(UTC)
+
+
+class RescheduleForm(forms.Form):
+    """A new run time for a scheduled task; the service checks it as it
+    checks a new task's."""
+
+    run_at = forms.CharField(
+        label="New date and time",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}),
+    )
+    timezone = forms.ChoiceField(choices=timezone_choices, initial="UTC")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if "run_at" not in self.errors:
+            cleaned["run_at_utc"] = local_run_at(self, cleaned)
+        return cleaned
 
 
 # Where each error of task_validate is shown: by its loc.

@@ -44,9 +44,14 @@ class Outcome(StrEnum):
     SUCCESS = "success"
     RETRY = "retry"  # failed, another attempt is scheduled
     FAILURE = "failure"  # failed for good
+    # The executor died after the claim: recorded when an operator retries or
+    # cancels the stuck task. The request may or may not have gone out.
+    UNKNOWN = "unknown"
 
 
 STATUSES = tuple(Status)
+# A task's outcome when its executor died after claiming it (Task.outcome).
+OUTCOME_UNKNOWN = Outcome.UNKNOWN
 # The constant partition of the all-tasks index (see CreatedAtIndex).
 LISTING_ALL = "task"
 
@@ -151,6 +156,23 @@ class Task(Model):
         )
 
     @property
+    def outcome(self) -> str | None:
+        """ "unknown" for a stuck task: its executor died after the claim, so
+        the request may or may not have gone out. None otherwise."""
+        return OUTCOME_UNKNOWN if self.is_stuck else None
+
+    @property
+    def outcome_message(self) -> str | None:
+        if not self.is_stuck:
+            return None
+        # The webhook-id header is the task id on every attempt
+        # (tasks/actions/webhook.py).
+        return (
+            "outcome unknown: the request may have gone out; "
+            f"webhook-id {self.id} lets the receiver deduplicate"
+        )
+
+    @property
     def commands(self) -> set[str]:
         """The operator commands its state allows now (the dashboard's buttons)."""
         return {t.name for t in OPERATOR_COMMANDS if t.allows(self)}
@@ -234,6 +256,8 @@ RECORD = Transition("record", (Status.RUNNING,), None)  # to completed, failed o
 CANCEL = Transition("cancel", (Status.SCHEDULED,), Status.CANCELLED, or_stuck=True)
 RUN_NOW = Transition("run_now", (Status.SCHEDULED,), Status.SCHEDULED)
 RETRY = Transition("retry", (Status.FAILED,), Status.SCHEDULED, or_stuck=True)
-OPERATOR_COMMANDS = (CANCEL, RUN_NOW, RETRY)
+# A new runAt for a task that has not run yet (or waits for a retry).
+RESCHEDULE = Transition("reschedule", (Status.SCHEDULED,), Status.SCHEDULED)
+OPERATOR_COMMANDS = (CANCEL, RUN_NOW, RETRY, RESCHEDULE)
 # A create retried after a 503: the stored task never ran (attempts == 0).
 RESUBMIT = Transition("resubmit", (Status.FAILED,), Status.SCHEDULED)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 
@@ -111,6 +112,31 @@ def schedule_delete(*, name: str) -> None:
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ResourceNotFoundException":
             return
+        raise SchedulerError(_describe(exc)) from exc
+    except BotoCoreError as exc:
+        raise SchedulerError(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class ScheduleSummary:
+    name: str
+    created_at: datetime | None
+
+
+def schedule_list() -> list[ScheduleSummary]:
+    """Every schedule in the group: one ListSchedules call per 100."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    found: list[ScheduleSummary] = []
+    kwargs: dict = {"GroupName": settings.SCHEDULE_GROUP, "MaxResults": 100}
+    try:
+        while True:
+            page = client().list_schedules(**kwargs)
+            found += [ScheduleSummary(s["Name"], s.get("CreationDate")) for s in page["Schedules"]]
+            if not page.get("NextToken"):
+                return found
+            kwargs["NextToken"] = page["NextToken"]
+    except ClientError as exc:
         raise SchedulerError(_describe(exc)) from exc
     except BotoCoreError as exc:
         raise SchedulerError(str(exc)) from exc

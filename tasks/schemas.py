@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from django.conf import settings
 from ninja import Schema
@@ -91,6 +91,14 @@ class TaskIn(CamelSchema):
     )
 
 
+class RescheduleIn(CamelSchema):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    run_at: IsoDateTime = Field(
+        examples=[RUN_AT_EXAMPLE], description="ISO-8601 with a timezone, as a task's runAt."
+    )
+
+
 class AttemptOut(CamelSchema):
     number: int
     started_at: datetime
@@ -111,9 +119,16 @@ class TaskOut(CamelSchema):
     attempts: int
     max_attempts: int
     error: str | None
+    # "unknown": the executor died after claiming the task (its claim has
+    # lapsed), so the request may have gone out; null otherwise.
+    outcome: Literal["unknown"] | None
     next_attempt_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+    @staticmethod
+    def resolve_error(task: Task) -> str | None:
+        return task.outcome_message or task.error
 
     @staticmethod
     def resolve_payload(task: Task) -> dict[str, Any]:
@@ -131,6 +146,33 @@ class TaskDetailOut(TaskOut):
 class TaskPageOut(CamelSchema):
     items: list[TaskOut]
     next_cursor: str | None
+
+
+class DeadLetterOut(CamelSchema):
+    id: str
+    task_id: str | None
+    reason: str
+    source: Literal["scheduler", "executor", "local"]
+    sent_at: datetime | None
+    age_seconds: int | None
+    receive_count: int
+
+
+class DeadLetterPageOut(CamelSchema):
+    items: list[DeadLetterOut]
+    queue: str | None
+    approximate_total: int
+
+
+class ReplayedOut(CamelSchema):
+    id: str
+    task_id: str | None
+    result: Literal["run_now", "removed", "kept"]
+    detail: str
+
+
+class ReplayedPageOut(CamelSchema):
+    items: list[ReplayedOut]
 
 
 class ErrorOut(Schema):

@@ -136,6 +136,21 @@ data "aws_iam_policy_document" "web" {
     }
   }
 
+  # The Dead letters page and API: find the queue, read it (received
+  # messages are released again at once), count it, delete what was
+  # replayed or discarded.
+  statement {
+    sid = "DeadLetters"
+    actions = [
+      "sqs:GetQueueUrl",
+      "sqs:ReceiveMessage",
+      "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes",
+      "sqs:DeleteMessage",
+    ]
+    resources = [aws_sqs_queue.scheduler_dlq.arn]
+  }
+
   # For API Gateway, which invokes the function with this role (see above).
   # The integration may name a published version, hence the qualified form.
   statement {
@@ -180,7 +195,8 @@ data "aws_iam_policy_document" "executor_trust" {
 data "aws_iam_policy_document" "executor" {
   # Claim (a conditional UpdateItem that returns the task), record the
   # attempt, mark a task whose retry could not be scheduled failed; and, only
-  # when a claim fails, read whether the task is running (GetItem).
+  # when a claim fails, read whether the task is running (GetItem; reconcile
+  # too, before it deletes a schedule that looks orphaned).
   statement {
     sid       = "Tasks"
     actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]
@@ -188,11 +204,27 @@ data "aws_iam_policy_document" "executor" {
   }
 
   # A retryable failure gets a new one-time schedule; fired schedules delete
-  # themselves (ActionAfterCompletion DELETE), so no DeleteSchedule.
+  # themselves (ActionAfterCompletion DELETE). Reconcile (every 5 minutes)
+  # makes a lost schedule again and deletes orphan ones.
   statement {
-    sid       = "RetrySchedules"
-    actions   = ["scheduler:CreateSchedule"]
+    sid       = "Schedules"
+    actions   = ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"]
     resources = [local.schedule_arn_pattern]
+  }
+
+  # Reconcile lists the group's schedules (the GroupName parameter scopes
+  # what it returns; see RESOURCE_STAR_JUSTIFIED in tests/test_terraform.py).
+  statement {
+    sid       = "ListSchedules"
+    actions   = ["scheduler:ListSchedules"]
+    resources = ["*"]
+  }
+
+  # Reconcile reads the scheduled and the running tasks.
+  statement {
+    sid       = "TaskIndexes"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.tasks.arn}/index/status-run_at-index"]
   }
 
   statement {

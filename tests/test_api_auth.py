@@ -83,4 +83,11 @@ def test_it_documents_the_statuses_each_route_can_answer(client):
         ("GET", "/api/tasks"): {200, 400, 401, 422},
         ("GET", "/api/tasks/{task_id}"): {200, 401, 404},
         ("POST", "/api/tasks/{task_id}/cancel"): {200, 401, 404, 409},
+        ("POST", "/api/tasks/{task_id}/retry"): {200, 401, 404, 409, 503},
+        ("POST", "/api/tasks/{task_id}/run-now"): {200, 401, 404, 409, 503},
+        ("POST", "/api/tasks/{task_id}/reschedule"): {200, 401, 404, 409, 422, 503},
+        ("GET", "/api/dead-letters"): {200, 401, 503},
+        ("POST", "/api/dead-letters/replay-all"): {200, 401, 503},
+        ("POST", "/api/dead-letters/{message_id}/replay"): {200, 401, 404, 409, 503},
+        ("DELETE", "/api/dead-letters/{message_id}"): {204, 401, 404, 503},
     }

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from tasks.localmode.deadletters import dead_letter
+
 logger = logging.getLogger("localmode.invoke")
 
 Done = Callable[[str, bool], None]
@@ -69,13 +71,16 @@ def invoke_with_retries(
     stopping = stopping or threading.Event()
     logger.debug("invoking %s at %.3f", name, time.time())
     attempt = 0
+    error: Exception | None = None
     while True:
         try:
             invoke(dict(event), LambdaContext(f"local-executor:{name}", timeout))
             return True
         except ExecutorError as exc:  # the executor's own, expected refusal
+            error = exc
             logger.warning("invocation of schedule %s failed (try %s): %s", name, attempt + 1, exc)
         except Exception as exc:
+            error = exc
             if storage_refused(exc) and not stopping.wait(0.5):
                 logger.info("schedule %s: the local endpoint is not answering; retrying", name)
                 continue
@@ -89,7 +94,8 @@ def invoke_with_retries(
             return False
         attempt += 1
         if attempt > retries:
-            logger.error("schedule %s: retries exhausted (on AWS: to the dead-letter queue)", name)
+            logger.error("schedule %s: retries exhausted: to the dead-letter queue", name)
+            dead_letter(name, event, error)
             return True
 
 

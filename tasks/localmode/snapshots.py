@@ -4,7 +4,6 @@ reporting (never dropping) a snapshot it cannot write."""
 
 from __future__ import annotations
 
-import copyreg
 import logging
 import os
 import pickle
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tasks.localmode import sqsstate
 from tasks.localmode.journal import fsync_folder, journals_from
 
 logger = logging.getLogger("localmode.aws")
@@ -22,23 +22,15 @@ COMPACT_RECORDS = 5000  # journal records that call for a snapshot
 COMPACT_SECONDS = float(os.environ.get("SCHEDULER_LOCAL_COMPACT_SECONDS", "10"))
 RETRY_MAX_SECONDS = 5.0
 
-# moto's SQS queues hold locks, which pickle refuses: a restored queue gets
-# a new one.
-copyreg.pickle(type(threading.RLock()), lambda _: (threading.RLock, ()))
-copyreg.pickle(type(threading.Lock()), lambda _: (threading.Lock, ()))
-copyreg.pickle(threading.Condition, lambda _: (threading.Condition, ()))
-
 
 def _backends() -> dict[str, tuple[Any, tuple[str, ...]]]:
     """Each service's backends and the attributes that hold its state."""
     from moto.dynamodb.models import dynamodb_backends
     from moto.scheduler.models import scheduler_backends
-    from moto.sqs.models import sqs_backends
 
     return {
         "dynamodb": (dynamodb_backends, ("tables",)),
         "scheduler": (scheduler_backends, ("schedules", "schedule_groups")),
-        "sqs": (sqs_backends, ("queues",)),
     }
 
 
@@ -52,6 +44,7 @@ def snapshot(generation: int) -> bytes:
             for account, regions in backends.items()
             for region, backend in regions.items()
         }
+    state["sqs"] = sqsstate.sqs_state()  # the local dead-letter queue, as plain data
     return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -63,6 +56,7 @@ def restore(blob: bytes) -> int:
                 values = (values,)
             for attribute, value in zip(attributes, values, strict=True):
                 setattr(backends[account][region], attribute, value)
+    sqsstate.restore_sqs(state.get("sqs", {}))
     return state.get("generation", 0)
 
 

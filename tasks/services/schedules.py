@@ -9,7 +9,7 @@ from datetime import datetime
 from pynamodb.exceptions import UpdateError
 
 from tasks import scheduler
-from tasks.errors import Conflict, SchedulingFailed
+from tasks.errors import Conflict, ScheduleNotCreated, SchedulingFailed
 from tasks.models import Status, Task, Transition
 from tasks.services.store import conditional_update, now
 
@@ -51,32 +51,66 @@ def schedule_or_fail(task: Task) -> None:
         raise SchedulingFailed(f"{reason}; task {task.id} is stored as failed") from exc
 
 
+def schedule_create_first(*, name: str, task_id: str, when: datetime) -> None:
+    """Create a schedule before the write that makes a task scheduled under
+    it: a crash in between leaves at most an orphan schedule, which fires
+    into a task not scheduled under that name (the executor skips it, and
+    `manage.py reconcile` deletes it), never a task without a schedule.
+    ScheduleNotCreated (a 503), with nothing changed, if it cannot be made."""
+    try:
+        scheduler.schedule_create(name=name, task_id=task_id, when=when)
+    except scheduler.SchedulerError as exc:
+        reason = f"could not create the schedule: {exc}"
+        logger.error("task %s: %s (%s)", task_id, reason, name)
+        raise ScheduleNotCreated(reason, f"{reason}; task {task_id} is unchanged") from exc
+
+
 def task_reschedule_under(
     current: Task,
     transition: Transition,
     *,
     extra_attempts: int = 0,
     due: datetime | None = None,
+    run_at: datetime | None = None,
+    extra_updates: list | None = None,
 ) -> Task:
     """Take `transition` to make the task's next attempt due at `due` (now by
-    default) under a new schedule; a failed task is scheduled again (its
-    error cleared)."""
-    schedule_updates, _name, _seq = next_schedule(current, due or now())
+    default) under a new schedule, made first; a failed task is scheduled
+    again (its error cleared); `run_at` also moves the task's runAt."""
+    due = due or now()
+    schedule_updates, name, _seq = next_schedule(current, due)
+    schedule_create_first(name=name, task_id=current.id, when=due)
     updates = [Task.status.set(Status.SCHEDULED), *schedule_updates]
     if extra_attempts:
         updates.append(Task.max_attempts.set(current.attempts + extra_attempts))
+    if run_at is not None:
+        updates.append(Task.run_at.set(run_at))
     if current.status != Status.SCHEDULED:
         updates.append(Task.error.remove())
+    updates += extra_updates or []
     # The sequence check makes two concurrent reschedules of the same task
     # resolve to one.
     condition = transition.condition() & (Task.schedule_seq == current.schedule_seq)
     task = conditional_update(current.id, updates, condition)
     if task is None:
+        drop_unless_current(task_id=current.id, name=name)
         raise Conflict("task changed meanwhile; reload it and try again")
     if current.status == Status.SCHEDULED:
         schedule_delete_quietly(current)
-    schedule_or_fail(task)
     return task
+
+
+def drop_unless_current(*, task_id: str, name: str) -> None:
+    """Delete a schedule made first for a write that did not happen, unless
+    the task is scheduled under that name after all (a concurrent request
+    made the same one and won)."""
+    try:
+        task = Task.get(task_id, consistent_read=True)
+    except Task.DoesNotExist:
+        task = None
+    if task is not None and task.status == Status.SCHEDULED and task.schedule_name == name:
+        return
+    schedule_delete_quietly(Task(id=task_id, schedule_name=name))
 
 
 def schedule_delete_quietly(task: Task) -> None:

@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -76,8 +77,10 @@ class Command(BaseCommand):
             from tasks.localmode.bootstrap import bootstrap
 
             creds = bootstrap(data_dir)
+            started = datetime.now(UTC)  # what came before is settled: reconcile
             self._count_calls()
             firer = self._start_firer(aws.url, threads)
+            self._reconcile(started)
             server = self._start_web(host, port)
             # Everything made so far lives as long as the process: keep the
             # garbage collector from walking it again and again (its pauses
@@ -104,6 +107,11 @@ class Command(BaseCommand):
             firer.stop(timeout=STOP_TASKS_SECONDS)
         aws.stop()
         self.stderr.write(f"stopped ({time.monotonic() - started:.1f} s)")
+
+    def _reconcile(self, started: datetime) -> None:
+        from tasks.localmode.recovery import reconcile_in_background
+
+        reconcile_in_background(settled_before=started, say=self.stderr.write)
 
     def _start_aws(self, data_dir: Path) -> SupervisedEndpoint:
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
