@@ -11,7 +11,7 @@ from django.http import HttpRequest, JsonResponse
 from ninja import Header, NinjaAPI
 from ninja.security import HttpBearer
 
-from tasks.api import CREATE_RESPONSES, create_task, router
+from tasks.api import CREATE_RESPONSES, create_task, router, schedules_router
 from tasks.errors import BadRequest, Conflict, DomainError, Invalid, NotFound, Unavailable
 from tasks.schemas import TaskIn
 from tasks.services import access
@@ -29,13 +29,14 @@ class ApiKeyAuth(HttpBearer):
 api = NinjaAPI(
     title="Task Scheduler API",
     version="1.0.0",
-    description="Schedule webhook calls at a time; inspect and cancel them.",
+    description="Schedule webhook calls at a time or on a recurring schedule; inspect and cancel them.",
     auth=ApiKeyAuth(),
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
 )
 api.add_router("/tasks", router)
+api.add_router("/schedules", schedules_router)
 
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotFound: 404,
