@@ -26,6 +26,10 @@ DAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 # Unix cron's fields, as EventBridge's cron() names them.
 FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _TOKEN = re.compile(r"^[0-9A-Za-z*,/-]+$")
+_NAMES = {
+    "month": {"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"},
+    "day-of-week": set(DAY_NAMES),
+}
 _RATE = re.compile(r"^\s*(\d{1,6})\s+(minute|minutes|hour|hours|day|days)\s*$", re.I)
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 # EventBridge's context attribute, replaced in a schedule's Input by the
@@ -96,9 +100,11 @@ def _cron_fields(cron: str) -> list[str]:
             "(minute hour day-of-month month day-of-week), e.g. '0 9 * * MON-FRI'"
         )
     for name, field in zip(FIELDS, fields, strict=True):
-        if field != "?" and not _TOKEN.match(field):
+        words = set(re.findall(r"[A-Za-z]+", field.upper()))
+        if field != "?" and (not _TOKEN.match(field) or not words <= _NAMES.get(name, set())):
+            names = " or names" if name in _NAMES else ""
             raise ExpressionError(
-                f"cron's {name} field {field!r} may use only numbers, names, * , - and /"
+                f"cron's {name} field {field!r} may use only numbers{names}, *, ',', - and /"
             )
     return ["*" if f == "?" else f for f in fields]
 
