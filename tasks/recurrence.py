@@ -7,7 +7,8 @@ EventBridge Scheduler's for daylight saving time: a cron time that does not
 exist (skipped in spring) does not run; a time that occurs twice (autumn)
 runs once, at its first occurrence.
 
-No Django here: the local stand-in imports it too.
+No Django here: the local stand-in imports it too. cronsim is imported where
+it is used: the executor's path (scheduled_time_text) does not need it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
-
-from cronsim import CronSim, CronSimError
 
 MAX_CRON_LENGTH = 100
 DAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
@@ -109,7 +108,9 @@ def _cron_fields(cron: str) -> list[str]:
     return ["*" if f == "?" else f for f in fields]
 
 
-def _parse(five_fields: str) -> CronSim:
+def _parse(five_fields: str):
+    from cronsim import CronSim, CronSimError
+
     try:
         sim = CronSim(five_fields, datetime(2000, 1, 1))
     except CronSimError as exc:  # "Bad minute", "Bad day-of-week"...
@@ -238,6 +239,8 @@ def previous_fire_time(
     if not expression.startswith("cron("):
         at = _at(expression, timezone)
         return at if at <= before and _inside(at, window) else None
+    from cronsim import CronSim
+
     tz = zone(timezone)
     local = before.astimezone(tz).replace(tzinfo=None, microsecond=0) + timedelta(seconds=1)
     for naive in CronSim(_cron_as_unix(expression), local, reverse=True):
@@ -287,6 +290,8 @@ def _cron_as_unix(expression: str) -> str:
 
 
 def _cron_times(expression: str, timezone: str, floor: datetime) -> Iterator[datetime]:
+    from cronsim import CronSim
+
     # cronsim walks naive wall-clock times: each matching local time once.
     # Each is then placed in the timezone: skipped if it does not exist,
     # its first occurrence if it occurs twice (EventBridge's DST rules).

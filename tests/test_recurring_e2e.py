@@ -106,6 +106,7 @@ def test_it_delivers_each_minute_and_pauses_resumes_and_deletes(tmp_path, httpse
             )
         ]
 
+    print("lateness (s):", {path: lateness(path) for path in receiver.arrivals})
     # Every minute, one signed webhook each, within 1 s of the minute.
     assert len(receiver.arrivals["/steady"]) == 2, dict(receiver.arrivals)
     assert all(0 <= late <= 1.0 for late in lateness("/steady")), lateness("/steady")

@@ -92,11 +92,12 @@ class Firer:
         self.delete_after: dict[str, bool] = {}
         self.fired_at: set[float] = set()
         # The one armed Due per schedule (older ones, from before it changed,
-        # are dropped when they come up), and each schedule's
-        # LastModificationDate as listed and as read: a changed one is read again.
+        # are dropped when they come up), and each recurring schedule's
+        # LastModificationDate as read and as listed: a changed one is read
+        # again. (One-time schedules are never changed: a retry is a new one.)
         self.armed: dict[str, Due] = {}
-        self.listed_modified: dict[str, Any] = {}
         self.read_modified: dict[str, Any] = {}
+        self.listed_modified: dict[str, Any] = {}
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="firer", daemon=True)
         self.deletions: queue.Queue = queue.Queue()
@@ -129,7 +130,9 @@ class Firer:
                     page = self.client.list_schedules(**kwargs)
                     for summary in page.get("Schedules", []):
                         names.add(summary["Name"])
-                        self.listed_modified[summary["Name"]] = summary.get("LastModificationDate")
+                        if summary["Name"] in self.read_modified:
+                            modified = summary.get("LastModificationDate")
+                            self.listed_modified[summary["Name"]] = modified
                     if not page.get("NextToken"):
                         return names
                     kwargs["NextToken"] = page["NextToken"]
@@ -145,8 +148,11 @@ class Firer:
             schedule = self.client.get_schedule(Name=name, GroupName=self.group)
         except self.client.exceptions.ResourceNotFoundException:
             return None
-        self.read_modified[name] = schedule.get("LastModificationDate")
         recurring = recurrence.is_recurring(schedule["ScheduleExpression"])
+        if recurring:
+            self.read_modified[name] = self.listed_modified[name] = schedule.get(
+                "LastModificationDate"
+            )
         try:
             if recurring:
                 when = recurrence.first_fire(schedule, now=datetime.now(UTC))
@@ -176,9 +182,8 @@ class Firer:
         names = self._list_names()
         changed = {
             name
-            for name in names & self.known
-            if name in self.read_modified
-            and self.listed_modified.get(name) != self.read_modified[name]
+            for name, modified in self.read_modified.items()
+            if name in names and self.listed_modified.get(name) != modified
         }
         to_read = (names - self.known - self.fired) | changed
         new = [due for name in to_read if (due := self._read(name))]
@@ -189,7 +194,7 @@ class Firer:
         # A schedule deleted before it fired (a cancel) is dropped.
         self.known = names
         self.fired &= names
-        for kept in (self.armed, self.listed_modified, self.read_modified):
+        for kept in (self.armed, self.read_modified, self.listed_modified):
             for name in [n for n in kept if n not in names]:
                 del kept[name]
 
@@ -252,7 +257,10 @@ class Firer:
             if due.name not in self.known or self.armed.get(due.name, due) is not due:
                 continue  # deleted, paused, or changed since it was armed
             if due.recurring is not None:
-                self._rearm(due)
+                try:
+                    self._rearm(due)
+                except Exception:  # never let one schedule stop the firing
+                    logger.exception("schedule %s: could not arm it again", due.name)
             self.fired.add(due.name)
             self.delete_after[due.name] = due.delete_after
             logger.debug("firing %s (due %.3f, %.3f s ahead)", due.name, due.at, due.at - now)
