@@ -10,7 +10,7 @@ from ninja import Schema
 from pydantic import ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from pydantic.alias_generators import to_camel
 
-from tasks.models import Schedule, Task
+from tasks.models import Schedule, Status, Task
 
 # Header values that look like credentials are never echoed back.
 _SENSITIVE = re.compile(r"auth|token|secret|key|cookie|password|signature", re.I)
@@ -65,7 +65,7 @@ class TaskOut(CamelSchema):
 
     @staticmethod
     def resolve_next_attempt_at(task: Task) -> datetime | None:
-        return task.due_at if task.status == "scheduled" else None
+        return task.due_at if task.status == Status.SCHEDULED else None
 
     @model_serializer(mode="wrap")
     def _occurrence_fields_on_occurrences_only(self, handler: SerializerFunctionWrapHandler):

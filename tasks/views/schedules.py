@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,7 +18,7 @@ from tasks.forms import KIND_CRON, KIND_RATE, ScheduleForm
 from tasks.models import PAUSE, RESUME, Schedule
 from tasks.schemas import public_payload
 from tasks.services import recurring
-from tasks.views.auth import flash, login_required, operator_timezone, render_page
+from tasks.views.auth import login_required, operator_timezone, render_page
 
 PAGE_SIZE = 25
 OCCURRENCES_SHOWN = 25
@@ -41,7 +42,7 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
     try:
         page = selectors.schedule_list(limit=PAGE_SIZE, cursor=cursor)
     except InvalidCursor:
-        flash(request, "That page link is no longer valid; showing the first page.", "error")
+        messages.error(request, "That page link is no longer valid; showing the first page.")
         return redirect("dashboard:schedule_list")
     last = selectors.schedule_last_occurrences(schedule_ids=[s.id for s in page.items])
     rows = [
@@ -100,12 +101,12 @@ def schedule_command(request: HttpRequest, schedule_id: str, command: str) -> Ht
             request, "tasks/schedule_not_found.html", {"schedule_id": schedule_id[:64]}, 404
         )
     except (Conflict, Unavailable) as exc:
-        flash(request, _sentence(exc.message), "error")
+        messages.error(request, _sentence(exc.message))
     else:
         if command == "delete":
-            flash(request, "Schedule deleted. Its occurrences are kept as tasks.")
+            messages.success(request, "Schedule deleted. Its occurrences are kept as tasks.")
             return redirect("dashboard:schedule_list")
-        flash(request, COMMANDS[command][1])
+        messages.success(request, COMMANDS[command][1])
     return redirect("dashboard:schedule_detail", schedule_id=schedule_id)
 
 
@@ -143,7 +144,7 @@ def _form_page(request: HttpRequest, schedule: Schedule | None) -> HttpResponse:
         if form.is_valid():
             saved = _save(request, form, schedule)
             if saved is not None:
-                flash(request, "Schedule saved." if schedule else "Schedule created.")
+                messages.success(request, "Schedule saved." if schedule else "Schedule created.")
                 return redirect("dashboard:schedule_detail", schedule_id=saved.id)
             status = 422
         else:
