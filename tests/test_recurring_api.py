@@ -327,3 +327,14 @@ def test_it_retries_an_occurrence_with_a_one_time_schedule_of_its_own(api, recei
         for s in scheduler.client().list_schedules(GroupName=settings.SCHEDULE_GROUP)["Schedules"]
     ]
     assert sorted(names) == sorted([schedule["id"], task.schedule_name])
+
+
+def test_it_keeps_secret_header_values_a_patch_sends_back_redacted(client, api):
+    payload = {"url": "https://example.com/hook", "headers": {"X-Token": "s3cret", "X-Tag": "a"}}
+    schedule = api.post("/api/schedules", body(payload=payload)).json()
+    shown = schedule["payload"]
+    assert shown["headers"] == {"X-Token": "[redacted]", "X-Tag": "a"}
+    shown["headers"]["X-Tag"] = "b"
+    response = patch(client, api, f"/api/schedules/{schedule['id']}", {"payload": shown})
+    assert response.status_code == 200
+    assert Schedule.get(schedule["id"]).payload["headers"] == {"X-Token": "s3cret", "X-Tag": "b"}

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 OCCURRENCE_NAMESPACE = uuid.UUID("0b6f4f64-1d8e-4c52-9a4e-3f7f2d1c5b90")
 MAX_DESCRIPTION_LENGTH = 256
+REDACTED = "[redacted]"  # how the API and dashboard show secret header values
 # The fields a create takes and a PATCH may change (as the service names them).
 FIELDS = (
     "action",
@@ -237,6 +238,8 @@ def schedule_update(*, schedule_id: str, changes: dict[str, Any]) -> Schedule:
     if "rate" in changes and "cron" not in changes:
         fields["cron"] = None
     fields.update(changes)
+    if isinstance(fields["payload"], dict):
+        fields["payload"] = _keep_redacted_headers(fields["payload"], current.payload)
     definition = schedule_validate(**fields, current_start_at=current.start_at)
     updated = _save_version(current, _attributes(definition))
     try:
@@ -247,6 +250,16 @@ def schedule_update(*, schedule_id: str, changes: dict[str, Any]) -> Schedule:
         )
         raise
     return updated
+
+
+def _keep_redacted_headers(payload: dict, stored: dict) -> dict:
+    """Header values sent back as shown ([redacted], see tasks.schemas) keep
+    the stored secret values, which the client never saw."""
+    headers, kept = payload.get("headers"), stored.get("headers") or {}
+    if not isinstance(headers, dict) or REDACTED not in headers.values():
+        return payload
+    restored = {k: kept.get(k, v) if v == REDACTED else v for k, v in headers.items()}
+    return {**payload, "headers": restored}
 
 
 def _save_version(current: Schedule, attributes: dict, condition=None) -> Schedule:

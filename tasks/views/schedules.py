@@ -163,8 +163,6 @@ def _save(request: HttpRequest, form: ScheduleForm, schedule: Schedule | None) -
             return recurring.schedule_create(
                 **values, created_by=f"operator:{request.operator.username}"
             )
-        if values["payload"].get("headers"):
-            _keep_redacted_headers(values["payload"], schedule)
         return recurring.schedule_update(schedule_id=schedule.id, changes=values)
     except Invalid as exc:
         form.add_service_errors(exc.errors)
@@ -179,14 +177,6 @@ def _check(form: ScheduleForm) -> None:
         recurring.schedule_validate(**form.values())
     except Invalid as exc:
         form.add_service_errors(exc.errors)
-
-
-def _keep_redacted_headers(payload: dict[str, Any], schedule: Schedule) -> None:
-    """Header values shown as [redacted] keep the stored (secret) values."""
-    stored = schedule.payload.get("headers") or {}
-    for name, value in payload["headers"].items():
-        if value == "[redacted]" and name in stored:
-            payload["headers"][name] = stored[name]
 
 
 def _initial(schedule: Schedule) -> dict[str, Any]:
