@@ -226,3 +226,19 @@ def test_it_finds_the_previous_time():
         )
         is None
     )
+
+
+def test_it_does_not_use_cronsims_own_dst_handling_which_differs_from_eventbridges():
+    # Why fire_times walks naive wall-clock times: given an aware start,
+    # cronsim follows Debian cron, running a skipped 02:30 at 03:00 (CEST),
+    # where EventBridge Scheduler skips it.
+    from zoneinfo import ZoneInfo
+
+    from cronsim import CronSim
+
+    paris = ZoneInfo("Europe/Paris")
+    debian = next(CronSim("30 2 * * *", datetime(2026, 3, 29, 0, 0, tzinfo=paris)))
+    assert debian.astimezone(UTC) == utc(2026, 3, 29, 1, 0)  # 03:00 CEST on the 29th
+    assert times("cron(30 2 * * ? *)", "Europe/Paris", utc(2026, 3, 28, 23), 1) == [
+        utc(2026, 3, 30, 0, 30)
+    ]
