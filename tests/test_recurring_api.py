@@ -338,3 +338,21 @@ def test_it_keeps_secret_header_values_a_patch_sends_back_redacted(client, api):
     response = patch(client, api, f"/api/schedules/{schedule['id']}", {"payload": shown})
     assert response.status_code == 200
     assert Schedule.get(schedule["id"]).payload["headers"] == {"X-Token": "s3cret", "X-Tag": "b"}
+
+
+def test_it_changes_nothing_when_eventbridge_refuses_a_change(client, api, created, monkeypatch):
+    def refuse(**kwargs):
+        raise scheduler.SchedulerError("ThrottlingException: slow down")
+
+    monkeypatch.setattr(scheduler, "recurring_update", refuse)
+    path = f"/api/schedules/{created['id']}"
+    assert patch(client, api, path, {"cron": "0 7 * * *"}).status_code == 503
+    assert api.post(f"{path}/pause").status_code == 503
+    stored = Schedule.get(created["id"])
+    assert (stored.cron, stored.expression, stored.state) == (
+        "0 9 * * MON-FRI",
+        "cron(0 9 ? * MON-FRI *)",
+        "enabled",
+    )
+    monkeypatch.undo()
+    assert api.post(f"{path}/pause").json()["state"] == "paused"  # the version moved on cleanly
