@@ -71,7 +71,8 @@ def built_packages(stage: str = STAGE) -> tuple[Path, Path]:
     newest = _newest_source()
     if not all(p.exists() and p.stat().st_mtime >= newest for p in (web, executor)):
         subprocess.run(
-            [sys.executable, str(ROOT / "deploy" / "build_lambda.py"), "--stage", stage],
+            [sys.executable, "-m", "deploy.build_lambda", "--stage", stage],
+            cwd=ROOT,
             check=True,
             stdout=subprocess.DEVNULL,
         )
