@@ -19,6 +19,7 @@ from tasks.api import (
     create_task,
     dead_letters_router,
     router,
+    schedules_router,
 )
 from tasks.aws import storage_unreachable
 from tasks.errors import BadRequest, Conflict, DomainError, Invalid, NotFound, Unavailable
@@ -38,7 +39,7 @@ class ApiKeyAuth(HttpBearer):
 api = NinjaAPI(
     title="Task Scheduler API",
     version="1.0.0",
-    description="Schedule webhook calls at a time; inspect and cancel them.",
+    description="Schedule webhook calls at a time or on a recurring schedule; inspect and cancel them.",
     auth=ApiKeyAuth(),
     urls_namespace="api",
     docs_url="/docs",
@@ -46,6 +47,7 @@ api = NinjaAPI(
 )
 api.add_router("/tasks", router)
 api.add_router("/dead-letters", dead_letters_router)
+api.add_router("/schedules", schedules_router)
 
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotFound: 404,

@@ -148,6 +148,7 @@ TABLE_PREFIX = env_str(
 TASKS_TABLE = env_str("TASKS_TABLE", f"{TABLE_PREFIX}-tasks")
 API_KEYS_TABLE = env_str("API_KEYS_TABLE", f"{TABLE_PREFIX}-api-keys")
 OPERATORS_TABLE = env_str("OPERATORS_TABLE", f"{TABLE_PREFIX}-operators")
+SCHEDULES_TABLE = env_str("SCHEDULES_TABLE", f"{TABLE_PREFIX}-schedules")
 
 SCHEDULE_GROUP = env_str("SCHEDULER_GROUP_NAME", "task-scheduler-dev")
 EXECUTOR_FUNCTION_ARN = env_str(

@@ -16,15 +16,20 @@ from tasks.schemas import (
     ReplayedOut,
     ReplayedPageOut,
     RescheduleIn,
+    ScheduleIn,
+    ScheduleOut,
+    SchedulePageOut,
+    SchedulePatch,
     TaskDetailOut,
     TaskIn,
     TaskOut,
     TaskPageOut,
 )
-from tasks.services import commands, creation, dead_letters
+from tasks.services import commands, creation, dead_letters, recurring
 
 router = Router(tags=["tasks"])
 dead_letters_router = Router(tags=["dead letters"])
+schedules_router = Router(tags=["schedules"])
 
 
 def errors(*codes: int) -> dict:
@@ -53,6 +58,7 @@ class ListFilters(Schema):
     order: Literal["newest", "due"] = "newest"
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=2048)
+    schedule_id: str | None = Field(None, alias="scheduleId", max_length=64)
 
 
 @router.post(
@@ -85,7 +91,11 @@ def create_task(
 )
 def list_tasks(request: HttpRequest, filters: Query[ListFilters]):
     page = selectors.task_list(
-        status=filters.status, order=filters.order, limit=filters.limit, cursor=filters.cursor
+        status=filters.status,
+        order=filters.order,
+        limit=filters.limit,
+        cursor=filters.cursor,
+        schedule_id=filters.schedule_id,
     )
     return {"items": page.items, "next_cursor": page.next_cursor}
 
@@ -183,4 +193,95 @@ def replay_dead_letter(request: HttpRequest, message_id: str):
 )
 def discard_dead_letter(request: HttpRequest, message_id: str):
     dead_letters.deadletter_discard(message_id=message_id)
+    return Status(204, None)
+
+
+# --- recurring schedules -------------------------------------------------------------
+
+
+class PageFilters(Schema):
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=2048)
+
+
+@schedules_router.post(
+    "",
+    response={201: ScheduleOut, 422: dict, **errors(400, 413, 503)},
+    by_alias=True,
+    summary="Create a recurring schedule",
+)
+def create_schedule(request: HttpRequest, body: ScheduleIn):
+    schedule = recurring.schedule_create(
+        action=body.action,
+        payload=body.payload,
+        cron=body.cron,
+        rate=body.rate,
+        timezone=body.timezone,
+        max_attempts=body.max_attempts,
+        start_at=body.start_at,
+        end_at=body.end_at,
+        description=body.description,
+        created_by=request.auth.key_id,
+    )
+    return Status(201, schedule)
+
+
+@schedules_router.get(
+    "",
+    response={200: SchedulePageOut, 422: dict, **errors(400)},
+    by_alias=True,
+    summary="List recurring schedules",
+)
+def list_schedules(request: HttpRequest, filters: Query[PageFilters]):
+    page = selectors.schedule_list(limit=filters.limit, cursor=filters.cursor)
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@schedules_router.get(
+    "/{schedule_id}",
+    response={200: ScheduleOut, **errors(404)},
+    by_alias=True,
+    summary="Get a recurring schedule",
+)
+def get_schedule(request: HttpRequest, schedule_id: str):
+    return selectors.schedule_get(schedule_id=schedule_id)
+
+
+@schedules_router.patch(
+    "/{schedule_id}",
+    response={200: ScheduleOut, 422: dict, **errors(400, 404, 409, 413, 503)},
+    by_alias=True,
+    summary="Change a recurring schedule",
+)
+def update_schedule(request: HttpRequest, schedule_id: str, body: SchedulePatch):
+    return recurring.schedule_update(schedule_id=schedule_id, changes=body.changes())
+
+
+@schedules_router.post(
+    "/{schedule_id}/pause",
+    response={200: ScheduleOut, **errors(404, 409, 503)},
+    by_alias=True,
+    summary="Pause a recurring schedule",
+)
+def pause_schedule(request: HttpRequest, schedule_id: str):
+    return recurring.schedule_pause(schedule_id=schedule_id)
+
+
+@schedules_router.post(
+    "/{schedule_id}/resume",
+    response={200: ScheduleOut, **errors(404, 409, 503)},
+    by_alias=True,
+    summary="Resume a paused recurring schedule",
+)
+def resume_schedule(request: HttpRequest, schedule_id: str):
+    return recurring.schedule_resume(schedule_id=schedule_id)
+
+
+@schedules_router.delete(
+    "/{schedule_id}",
+    response={204: None, **errors(404, 503)},
+    summary="Delete a recurring schedule (its occurrences stay)",
+)
+def delete_schedule(request: HttpRequest, schedule_id: str):
+    recurring.schedule_delete(schedule_id=schedule_id)
     return Status(204, None)

@@ -102,6 +102,18 @@ class CreatedAtIndex(GlobalSecondaryIndex):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
+class ScheduleOccurrenceIndex(GlobalSecondaryIndex):
+    """A recurring schedule's occurrences, newest first. Sparse: only
+    occurrence tasks have a schedule_id."""
+
+    class Meta:
+        index_name = "schedule_id-occurrence_at-index"
+        projection = AllProjection()
+
+    schedule_id = UnicodeAttribute(hash_key=True)
+    occurrence_at = UTCDateTimeAttribute(range_key=True)
+
+
 class AttemptRecord(MapAttribute):
     """One attempt of a task, as recorded in its history."""
 
@@ -143,6 +155,10 @@ class Task(Model):
     # sha256 of the create request when it carried an Idempotency-Key.
     request_fingerprint = UnicodeAttribute(null=True)
     created_by = UnicodeAttribute(null=True)
+    # On an occurrence of a recurring schedule: the schedule, and the time
+    # EventBridge scheduled it for (the task's id derives from both).
+    schedule_id = UnicodeAttribute(null=True)
+    occurrence_at = UTCDateTimeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
 
@@ -180,6 +196,7 @@ class Task(Model):
     status_run_at_index = StatusRunAtIndex()
     status_created_at_index = StatusCreatedAtIndex()
     created_at_index = CreatedAtIndex()
+    schedule_occurrence_index = ScheduleOccurrenceIndex()
 
 
 class ApiKey(Model):
@@ -209,7 +226,58 @@ class Operator(Model):
     locked_until = UTCDateTimeAttribute(null=True)
 
 
-MODELS = (Task, ApiKey, Operator)
+class ScheduleState(StrEnum):
+    """A recurring schedule's state (EventBridge's ENABLED / DISABLED)."""
+
+    ENABLED = "enabled"
+    PAUSED = "paused"
+
+
+# The constant partition of the all-schedules index.
+LISTING_SCHEDULES = "schedule"
+
+
+class ScheduleListingIndex(GlobalSecondaryIndex):
+    """All recurring schedules, newest first (one constant partition)."""
+
+    class Meta:
+        index_name = "listing-created_at-index"
+        projection = AllProjection()
+
+    listing = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class Schedule(Model):
+    """A recurring schedule: one EventBridge recurring schedule (named by the
+    id) makes an occurrence task at each time it fires."""
+
+    class Meta(_Meta):
+        table_name = settings.SCHEDULES_TABLE
+
+    id = UnicodeAttribute(hash_key=True)
+    action = UnicodeAttribute()
+    payload = JSONAttribute()
+    cron = UnicodeAttribute(null=True)  # the user's 5-field form, or
+    rate = UnicodeAttribute(null=True)  # "5 minutes"
+    expression = UnicodeAttribute()  # the EventBridge form: cron(...) or rate(...)
+    timezone = UnicodeAttribute()
+    state = UnicodeAttribute()  # a ScheduleState
+    max_attempts = NumberAttribute()
+    start_at = UTCDateTimeAttribute(null=True)
+    end_at = UTCDateTimeAttribute(null=True)
+    description = UnicodeAttribute(null=True)
+    # Bumped by every change: a change applies only to the version it read.
+    version = NumberAttribute(default=1)
+    listing = UnicodeAttribute(default=LISTING_SCHEDULES)
+    created_by = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+    listing_index = ScheduleListingIndex()
+
+
+MODELS = (Task, ApiKey, Operator, Schedule)
 
 
 # --- Transitions: each rule stated once -----------------------------------------
@@ -261,3 +329,20 @@ RESCHEDULE = Transition("reschedule", (Status.SCHEDULED,), Status.SCHEDULED)
 OPERATOR_COMMANDS = (CANCEL, RUN_NOW, RETRY, RESCHEDULE)
 # A create retried after a 503: the stored task never ran (attempts == 0).
 RESUBMIT = Transition("resubmit", (Status.FAILED,), Status.SCHEDULED)
+
+
+@dataclass(frozen=True)
+class ScheduleTransition:
+    name: str
+    source: ScheduleState
+    target: ScheduleState
+
+    def allows(self, schedule: Schedule) -> bool:
+        return schedule.state == self.source
+
+    def condition(self):
+        return Schedule.state == self.source
+
+
+PAUSE = ScheduleTransition("pause", ScheduleState.ENABLED, ScheduleState.PAUSED)
+RESUME = ScheduleTransition("resume", ScheduleState.PAUSED, ScheduleState.ENABLED)

@@ -8,13 +8,19 @@ from typing import Annotated, Any, Literal
 
 from django.conf import settings
 from ninja import Schema
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from tasks.actions import ACTIONS
 from tasks.actions.webhook_payload import WebhookPayload
-from tasks.models import Status, Task
+from tasks.models import Schedule, Status, Task
 
 # Header values that look like credentials are never echoed back.
 _SENSITIVE = re.compile(r"auth|token|secret|key|cookie|password|signature", re.I)
@@ -123,6 +129,8 @@ class TaskOut(CamelSchema):
     # lapsed), so the request may have gone out; null otherwise.
     outcome: Literal["unknown"] | None
     next_attempt_at: datetime | None
+    schedule_id: str | None = None
+    occurrence_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -137,6 +145,14 @@ class TaskOut(CamelSchema):
     @staticmethod
     def resolve_next_attempt_at(task: Task) -> datetime | None:
         return task.due_at if task.status == Status.SCHEDULED else None
+
+    @model_serializer(mode="wrap")
+    def _occurrence_fields_on_occurrences_only(self, handler: SerializerFunctionWrapHandler):
+        data = handler(self)
+        if self.schedule_id is None:
+            for name in ("schedule_id", "occurrence_at", "scheduleId", "occurrenceAt"):
+                data.pop(name, None)
+        return data
 
 
 class TaskDetailOut(TaskOut):
@@ -173,6 +189,90 @@ class ReplayedOut(CamelSchema):
 
 class ReplayedPageOut(CamelSchema):
     items: list[ReplayedOut]
+
+
+class ScheduleIn(CamelSchema):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    action: str = Field(max_length=64, examples=["webhook"])
+    payload: dict[str, Any] = Field(
+        examples=[{"url": "https://example.com/hook", "data": {"message": "Good morning"}}]
+    )
+    cron: str | None = Field(default=None, max_length=200, examples=["0 9 * * MON-FRI"])
+    rate: str | None = Field(default=None, max_length=64, examples=["5 minutes"])
+    timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Paris"])
+    max_attempts: int | None = Field(default=None, strict=True, examples=[3])
+    start_at: IsoDateTime | None = None
+    end_at: IsoDateTime | None = None
+    description: str | None = Field(default=None, max_length=1000)
+
+
+class SchedulePatch(CamelSchema):
+    """Any of ScheduleIn's fields; those sent replace the stored ones (a
+    cron replaces a rate; null clears startAt, endAt or description)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    action: str | None = Field(default=None, max_length=64)
+    payload: dict[str, Any] | None = None
+    cron: str | None = Field(default=None, max_length=200)
+    rate: str | None = Field(default=None, max_length=64)
+    timezone: str | None = Field(default=None, max_length=64)
+    max_attempts: int | None = Field(default=None, strict=True)
+    start_at: IsoDateTime | None = None
+    end_at: IsoDateTime | None = None
+    description: str | None = Field(default=None, max_length=1000)
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class ScheduleOut(CamelSchema):
+    id: str
+    action: str
+    payload: dict[str, Any]
+    cron: str | None
+    rate: str | None
+    timezone: str
+    state: str
+    next_run_at: datetime | None
+    next_runs: list[datetime]
+    expression: str
+    description: str | None
+    summary: str
+    max_attempts: int
+    start_at: datetime | None
+    end_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @staticmethod
+    def resolve_payload(schedule: Schedule) -> dict[str, Any]:
+        return public_payload(schedule.payload)
+
+    @staticmethod
+    def resolve_next_runs(schedule: Schedule) -> list[datetime]:
+        from tasks.selectors import schedule_next_runs
+
+        return schedule_next_runs(schedule)
+
+    @staticmethod
+    def resolve_next_run_at(schedule: Schedule) -> datetime | None:
+        from tasks.selectors import schedule_next_runs
+
+        runs = schedule_next_runs(schedule, count=1)
+        return runs[0] if runs else None
+
+    @staticmethod
+    def resolve_summary(schedule: Schedule) -> str:
+        from tasks.recurrence import describe
+
+        return describe(cron=schedule.cron, rate=schedule.rate, timezone=schedule.timezone)
+
+
+class SchedulePageOut(CamelSchema):
+    items: list[ScheduleOut]
+    next_cursor: str | None
 
 
 class ErrorOut(Schema):

@@ -90,4 +90,11 @@ def test_it_documents_the_statuses_each_route_can_answer(client):
         ("POST", "/api/dead-letters/replay-all"): {200, 401, 503},
         ("POST", "/api/dead-letters/{message_id}/replay"): {200, 401, 404, 409, 503},
         ("DELETE", "/api/dead-letters/{message_id}"): {204, 401, 404, 503},
+        ("POST", "/api/schedules"): {201, 400, 401, 413, 422, 503},
+        ("GET", "/api/schedules"): {200, 400, 401, 422},
+        ("GET", "/api/schedules/{schedule_id}"): {200, 401, 404},
+        ("PATCH", "/api/schedules/{schedule_id}"): {200, 400, 401, 404, 409, 413, 422, 503},
+        ("POST", "/api/schedules/{schedule_id}/pause"): {200, 401, 404, 409, 503},
+        ("POST", "/api/schedules/{schedule_id}/resume"): {200, 401, 404, 409, 503},
+        ("DELETE", "/api/schedules/{schedule_id}"): {204, 401, 404, 503},
     }

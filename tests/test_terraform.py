@@ -21,7 +21,7 @@ from pynamodb.attributes import TTLAttribute
 from tasks import queues, scheduler, selectors
 from tasks.executor import ExecutorError, reconcile, run_task
 from tasks.models import MODELS, Status, Task
-from tasks.services import access, commands, creation, dead_letters, running
+from tasks.services import access, commands, creation, dead_letters, recurring, running
 from tasks.services import reconcile as reconcile_service
 from tests.terraform_stack import TERRAFORM_DIR, Stack
 
@@ -297,7 +297,7 @@ def _permissions(stack: Stack, calls) -> set[tuple[str, str]]:
         elif service == "scheduler":
             assert params["GroupName"] == django_settings.SCHEDULE_GROUP
             needed.add((action, f"{schedules}/{params['Name']}"))
-            if operation == "CreateSchedule":
+            if operation in ("CreateSchedule", "UpdateSchedule"):
                 assert params["Target"]["RoleArn"] == django_settings.SCHEDULER_ROLE_ARN
                 needed.add(("iam:PassRole", stack.reference("aws_iam_role.scheduler.arn")))
         elif service == "sqs":
@@ -381,6 +381,17 @@ def test_it_grants_the_web_role_exactly_what_the_api_and_dashboard_call(stack, r
         dead_letters.deadletter_replay(message_id=letters[0].id)
         dead_letters.deadletter_discard(message_id=letters[1].id)
         dead_letters.deadletter_replay_all()
+        # Recurring schedules: create, read, list, change, pause, resume,
+        # list the occurrences, delete.
+        schedule = recurring.schedule_create(**_webhook(), cron="0 9 * * MON-FRI")
+        selectors.schedule_get(schedule_id=schedule.id)
+        selectors.schedule_list()
+        recurring.schedule_update(schedule_id=schedule.id, changes={"rate": "5 minutes"})
+        recurring.schedule_pause(schedule_id=schedule.id)
+        recurring.schedule_resume(schedule_id=schedule.id)
+        selectors.task_list(schedule_id=schedule.id)
+        selectors.schedule_last_occurrences(schedule_ids=[schedule.id])
+        recurring.schedule_delete(schedule_id=schedule.id)
     queues.queue_url.cache_clear()
 
     assert (again.id, created) == (task.id, False)
@@ -401,6 +412,14 @@ def test_it_grants_the_executor_role_exactly_what_running_a_task_calls(
     unlucky, _ = creation.task_create(**_webhook(httpserver.url_for("/down")), run_at=now)
     busy, _ = creation.task_create(**_webhook(httpserver.url_for("/ok")), run_at=now)
     assert running.task_claim(task_id=busy.id) is not None  # another invocation runs it
+    every_minute = recurring.schedule_create(
+        **_webhook(httpserver.url_for("/ok")), cron="* * * * *"
+    )
+    occurrence = {
+        "command": "tasks.executor.run_task",
+        "schedule_id": every_minute.id,
+        "scheduled_time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
     with recorder.recording():
         assert run_task({"task_id": ok.id})["result"] == "completed"
@@ -408,6 +427,8 @@ def test_it_grants_the_executor_role_exactly_what_running_a_task_calls(
         assert run_task({"task_id": down.id})["result"] == "scheduled"  # a retry, a new schedule
         with pytest.raises(ExecutorError):  # found running: read, then failed for a retry
             run_task({"task_id": busy.id})
+        # A recurring schedule's occurrence: read the schedule, put the task, run it.
+        assert run_task(occurrence)["result"] == "completed"
 
     def unavailable(**kwargs):
         raise scheduler.SchedulerError("ThrottlingException: slow down")

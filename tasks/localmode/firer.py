@@ -1,4 +1,5 @@
-"""A local stand-in for EventBridge Scheduler's firing of schedules.
+"""A local stand-in for EventBridge Scheduler's firing of schedules, one-time
+and recurring (cron/rate, see localmode/recurrence.py).
 
 It learns the schedules the app created through the boto3 'scheduler' API
 (their definitions: expression, timezone, Target Input, RetryPolicy,
@@ -8,7 +9,8 @@ with the Target Input, as Lambda would, in a bounded worker pool. A fired
 schedule with ActionAfterCompletion DELETE is deleted a moment later; others
 stay, and fire again if `next_fire` gives them another time. It fires at the
 scheduled second, not within a minute as EventBridge may; schedules that came
-due while nothing was running fire as soon as it starts.
+due while nothing was running fire as soon as it starts (a recurring one: its
+most recent missed time, once).
 
 Two threads: `feed` keeps `self.schedules` current from the source; `firer`
 sleeps until the next schedule is due (or the feed wakes it) and fires.
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tasks.localmode import recurrence
 from tasks.localmode.invokers import ThreadInvoker, invoke_command
 from tasks.localmode.sources import Change, ListingSource
 from tasks.models import CLAIM_EARLY_SECONDS
@@ -35,6 +38,9 @@ logger = logging.getLogger("localmode.firer")
 
 DELETE_DELAY_SECONDS = 1.0
 IDLE_WAKE_SECONDS = 60.0
+# A recurring schedule's invocation makes its occurrence's task (two more
+# requests) before the claim: it starts this much earlier still.
+RECURRING_EXTRA_LEAD = 0.25
 
 
 @dataclass(order=True)
@@ -46,6 +52,8 @@ class Due:
     delete_after: bool = field(compare=False)
     retries: int = field(compare=False)
     definition: dict = field(compare=False, repr=False, default_factory=dict)
+    # A recurring schedule's definition (GetSchedule's answer), else None.
+    recurring: dict | None = field(compare=False, repr=False, default=None)
 
 
 def parse_at(expression: str, timezone: str | None) -> float:
@@ -64,11 +72,24 @@ def next_fire(definition: dict, after: float | None = None) -> float | None:
     """When a schedule next fires (epoch seconds), strictly after `after` (a
     time it fired at), or None when never again. A one-time schedule fires
     once, at its time, however late it is found: a missed one fires at once.
-    (Recurring expressions extend this.)"""
-    at = parse_at(definition["ScheduleExpression"], definition.get("ScheduleExpressionTimezone"))
+    A recurring one, found afresh, fires at its most recent time missed since
+    it was last changed (once), else at its next time."""
+    expression = definition["ScheduleExpression"]
+    if recurrence.is_recurring(expression):
+        when = recurrence.first_fire(definition, now=datetime.now(UTC))
+        if when is not None and after is not None and when.timestamp() <= after:
+            when = recurrence.next_fire(definition, after=datetime.fromtimestamp(after, UTC))
+        return None if when is None else when.timestamp()
+    at = parse_at(expression, definition.get("ScheduleExpressionTimezone"))
     if after is not None and at <= after:
         return None
     return at
+
+
+def _event(definition: dict, at: float) -> dict:
+    if recurrence.is_recurring(definition["ScheduleExpression"]):
+        return recurrence.event(definition, datetime.fromtimestamp(at, UTC))
+    return json.loads(definition["Target"].get("Input") or "{}")
 
 
 def due_from(definition: dict, after: float | None = None) -> Due | None:
@@ -78,21 +99,22 @@ def due_from(definition: dict, after: float | None = None) -> Due | None:
         return None
     try:
         at = next_fire(definition, after)
-        event = json.loads(definition["Target"].get("Input") or "{}")
+        event = _event(definition, at) if at is not None else {}
     except (ValueError, KeyError, TypeError) as exc:
         logger.warning("schedule %s skipped: %s", name, exc)
         return None
     if at is None:
         return None
-    target = definition["Target"]
+    recurring = recurrence.is_recurring(definition["ScheduleExpression"])
     return Due(
         at=at,
         start=at,
         name=name,
         event=event,
-        delete_after=definition.get("ActionAfterCompletion") == "DELETE",
-        retries=target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 0),
+        delete_after=definition.get("ActionAfterCompletion") == "DELETE" and not recurring,
+        retries=definition["Target"].get("RetryPolicy", {}).get("MaximumRetryAttempts", 0),
         definition=definition,
+        recurring=definition if recurring else None,
     )
 
 
@@ -134,6 +156,15 @@ class Firer:
         self.feeder = threading.Thread(target=self._feed_loop, name="feed", daemon=True)
         self.deletions: queue.Queue = queue.Queue()
         self.deleter = threading.Thread(target=self._delete_fired, name="deleter", daemon=True)
+
+    @property
+    def armed(self) -> dict[str, Due]:
+        """The next firing of each schedule."""
+        return self.schedules
+
+    @property
+    def known(self) -> set[str]:
+        return set(self.schedules)
 
     def start(self) -> None:
         self.feeder.start()
@@ -215,7 +246,7 @@ class Firer:
         if due is None:
             return
         self.crowd[int(due.at)] += 1
-        due.start = due.at - self._lead(due.at)
+        due.start = due.at - self._lead(due)
         self.schedules[name] = due
         heapq.heappush(self.heap, due)
 
@@ -224,8 +255,11 @@ class Firer:
         if old is not None:
             self.crowd[int(old.at)] -= 1
 
-    def _lead(self, at: float) -> float:
-        return min(self.lead_base + self.lead_per_task * self.crowd[int(at)], self.max_lead)
+    def _lead(self, due: Due) -> float:
+        lead = self.lead_base + self.lead_per_task * self.crowd[int(due.at)]
+        if due.recurring is not None:
+            lead += RECURRING_EXTRA_LEAD  # the executor first makes the occurrence
+        return min(lead, self.max_lead)
 
     # --- firing ---------------------------------------------------------------
 
@@ -249,8 +283,8 @@ class Firer:
             if self.schedules.get(due.name) is not due:
                 heapq.heappop(self.heap)  # replaced or deleted meanwhile
                 continue
-            if due.at - self._lead(due.at) > now:
-                return jobs, due.at - self._lead(due.at)
+            if due.at - self._lead(due) > now:
+                return jobs, due.at - self._lead(due)
             heapq.heappop(self.heap)
             self._fired(due)
             logger.debug("firing %s (due %.3f, %.3f s ahead)", due.name, due.at, due.at - now)
@@ -264,9 +298,14 @@ class Firer:
         # of it keeps the same lead.
         self.schedules.pop(due.name, None)
         self.fired[due.name] = due.at
-        following = due_from(due.definition, after=due.at)
+        try:
+            following = due_from(due.definition, after=due.at)
+        except Exception:  # never let one schedule stop the firing
+            logger.exception("schedule %s: could not arm it again", due.name)
+            following = None
         if following is not None:
             self.crowd[int(following.at)] += 1
+            following.start = following.at - self._lead(following)
             self.schedules[due.name] = following
             heapq.heappush(self.heap, following)
         self._trim_crowd(due.at)

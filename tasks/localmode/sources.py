@@ -74,18 +74,21 @@ class ListingSource:
         self.client = client
         self.group = group
         self.poll_interval = poll_interval
-        self.known: set[str] = set()
+        # Each schedule's LastModificationDate as listed: a changed one (a
+        # recurring schedule edited or paused) is read again.
+        self.known: dict[str, Any] = {}
 
-    def _names(self) -> set[str]:
+    def _names(self) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
         for _ in range(3):
-            names: set[str] = set()
+            names: dict[str, Any] = {}
             kwargs: dict = {"GroupName": self.group, "MaxResults": 100}
             try:
                 while True:
                     page = self.client.list_schedules(**kwargs)
-                    names.update(s["Name"] for s in page.get("Schedules", []))
+                    for summary in page.get("Schedules", []):
+                        names[summary["Name"]] = summary.get("LastModificationDate")
                     if not page.get("NextToken"):
                         return names
                     kwargs["NextToken"] = page["NextToken"]
@@ -109,8 +112,9 @@ class ListingSource:
     def changes(self) -> list[Change] | None:
         time.sleep(self.poll_interval)
         names = self._names()
-        found: list[Change] = [(name, self._get(name)) for name in names - self.known]
-        found += [(name, None) for name in self.known - names]
+        changed = [n for n, modified in names.items() if self.known.get(n, modified) != modified]
+        found: list[Change] = [(n, self._get(n)) for n in [*(names.keys() - self.known), *changed]]
+        found += [(name, None) for name in self.known.keys() - names.keys()]
         self.known = names
         return found
 

@@ -14,6 +14,7 @@ _KEYS = {
     "status-run_at-index": ("status", {"id", "status", "run_at"}),
     "status-created_at-index": ("status", {"id", "status", "created_at"}),
     "listing-created_at-index": ("listing", {"id", "listing", "created_at"}),
+    "schedule_id-occurrence_at-index": ("schedule_id", {"id", "schedule_id", "occurrence_at"}),
 }
 
 
