@@ -1,11 +1,12 @@
-"""A local DynamoDB + EventBridge Scheduler endpoint: moto's server, made
+"""A local DynamoDB + EventBridge Scheduler + SQS endpoint: moto's server, made
 atomic and persistent.
 
 - Atomic: moto has no per-request lock, so two conditional writes arriving at
   once could both pass their condition. DynamoDB applies each single-item
   operation atomically; this server does the same by handling one request at
   a time.
-- Persistent: after changes, the DynamoDB tables and the schedules are
+- Persistent: after changes, the DynamoDB tables, the schedules and the
+  queues' messages are
   pickled to a state file (at most every `save_interval` seconds, and on
   stop), and loaded again at start, so `make run` keeps its state in .local/.
 
@@ -43,10 +44,37 @@ def _backends() -> tuple[Any, Any]:
     return dynamodb_backends, scheduler_backends
 
 
+def _sqs_snapshot() -> dict:
+    # A moto Queue holds a lock (not picklable): keep each queue's name,
+    # visibility timeout and messages, and make the queue again on restore.
+    from moto.sqs.models import sqs_backends
+
+    state: dict = {}
+    for account, regions in sqs_backends.items():
+        for region, backend in regions.items():
+            state[(account, region)] = {
+                name: (queue.visibility_timeout, list(queue._messages))
+                for name, queue in backend.queues.items()
+            }
+    return state
+
+
+def _sqs_restore(state: dict) -> None:
+    from moto.sqs.models import sqs_backends
+
+    for (account, region), queues in state.items():
+        backend = sqs_backends[account][region]
+        for name, (visibility_timeout, messages) in queues.items():
+            queue = backend.create_queue(name, VisibilityTimeout=str(visibility_timeout))
+            for message in messages:
+                message.visible_at = 0.0  # in flight when stopped: visible again
+            queue._messages = messages
+
+
 def snapshot() -> bytes:
-    """Pickle every account's and region's tables and schedules."""
+    """Pickle every account's and region's tables, schedules and queues."""
     dynamodb, scheduler = _backends()
-    state: dict = {"dynamodb": {}, "scheduler": {}}
+    state: dict = {"dynamodb": {}, "scheduler": {}, "sqs": _sqs_snapshot()}
     for account, regions in dynamodb.items():
         for region, backend in regions.items():
             state["dynamodb"][(account, region)] = backend.tables
@@ -65,6 +93,7 @@ def restore(blob: bytes) -> None:
         backend = scheduler[account][region]
         backend.schedules = schedules
         backend.schedule_groups = groups
+    _sqs_restore(state.get("sqs", {}))
 
 
 class AtomicPersistentApp:

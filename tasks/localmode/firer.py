@@ -4,7 +4,8 @@ It reads the schedules the app created through the same boto3 'scheduler'
 API the app uses on AWS, and at each schedule's time invokes the executor
 with the schedule's Target Input, as Lambda would, in a bounded worker pool.
 After a schedule fires it is deleted (ActionAfterCompletion DELETE). It fires
-at the scheduled second, not within a minute as EventBridge may; schedules
+at the scheduled second, or with SCHEDULER_LOCAL_PRECISION=minute anywhere
+in its minute as EventBridge may (localmode/precision.py); schedules
 that came due while nothing was running fire as soon as it starts.
 """
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tasks.localmode import precision
 from tasks.localmode.invokers import ThreadInvoker, invoke_command
 from tasks.models import CLAIM_EARLY_SECONDS
 
@@ -136,6 +138,8 @@ class Firer:
             at = parse_at(
                 schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone")
             )
+            # SCHEDULER_LOCAL_PRECISION=minute: anywhere in its minute.
+            at = precision.fire_at(at)
             event = json.loads(schedule["Target"].get("Input") or "{}")
         except (ValueError, KeyError) as exc:
             logger.warning("schedule %s skipped: %s", name, exc)

@@ -4,16 +4,21 @@ schedule, named by the task id and a sequence number."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pynamodb.exceptions import UpdateError
 
-from tasks import scheduler
+from tasks import scheduler, taskqueue
 from tasks.errors import Conflict, SchedulingFailed
 from tasks.models import Status, Task, Transition
 from tasks.services.store import conditional_update, now
 
 logger = logging.getLogger(__name__)
+
+# A schedule is made only when it fires at least this far ahead; an attempt
+# due sooner goes to the hop queue directly (one SendMessage, cheaper than a
+# schedule's invocation plus the executor's hop).
+SCHEDULE_MIN_LEAD_SECONDS = 5
 
 
 def first_schedule_name(task_id: str) -> str:
@@ -29,12 +34,22 @@ def next_schedule(task: Task, due: datetime) -> tuple[list, str, int]:
     return updates, name, seq
 
 
+def _dispatch(task: Task) -> None:
+    due = task.due_at
+    lead = timedelta(seconds=SCHEDULE_MIN_LEAD_SECONDS)
+    if taskqueue.enabled() and scheduler.fire_time(due) <= now() + lead:
+        taskqueue.task_enqueue(task_id=task.id, due=due, delay_seconds=taskqueue.delay_for(due))
+    else:
+        scheduler.schedule_create(name=task.schedule_name, task_id=task.id, when=due)
+
+
 def schedule_or_fail(task: Task) -> None:
-    """Create the task's current schedule; if that fails, store the task as
-    failed (never `scheduled` without a schedule) and raise SchedulingFailed."""
+    """Create the task's current schedule (or, due within a minute or two
+    with the hop queue, its queue message); if that fails, store the task as
+    failed (never `scheduled` without a way to fire) and raise SchedulingFailed."""
     try:
-        scheduler.schedule_create(name=task.schedule_name, task_id=task.id, when=task.due_at)
-    except scheduler.SchedulerError as exc:
+        _dispatch(task)
+    except (scheduler.SchedulerError, taskqueue.QueueError) as exc:
         reason = f"could not create the schedule: {exc}"
         logger.error("task %s: %s", task.id, reason)
         try:

@@ -48,18 +48,25 @@ class Command(BaseCommand):
         stopping = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stopping.set())
-        firer = server = None
+        firer = server = source = None
         try:
+            from tasks.localmode import precision
             from tasks.localmode.bootstrap import bootstrap
 
+            banner = precision.banner()  # fails loudly on a bad value, before anything
             creds = bootstrap(data_dir)
             # Its own client, made before the call counter is attached: its
             # calls (reading and deleting fired schedules) are ones EventBridge
             # makes itself on AWS.
             firer_client = boto3.client("scheduler", region_name=settings.AWS_REGION)
+            sqs_client = boto3.client("sqs", region_name=settings.AWS_REGION)
             self._count_calls()
+            source = self._queue_source(sqs_client, threads)  # before any firing
             firer = self._start_firer(firer_client, threads)
+            source.start()
             server = self._start_web(host, port)
+            if banner:
+                self.stdout.write(banner)
             # Everything made so far lives as long as the process: keep the
             # garbage collector from walking it again and again (its pauses
             # would land on deliveries).
@@ -75,6 +82,8 @@ class Command(BaseCommand):
                 server.shutdown()
             if firer:
                 firer.stop()  # lets running tasks record their outcome
+            if source:
+                source.stop()
             aws.terminate()
             try:
                 aws.wait(timeout=10)
@@ -112,6 +121,7 @@ class Command(BaseCommand):
 
     def _start_firer(self, client, threads: int):
         from tasks.localmode.firer import Firer
+        from tasks.localmode.invokers import invoke_command
         from tasks.localmode.sendfirst import SendFirst
         from tasks.services import running
 
@@ -119,23 +129,54 @@ class Command(BaseCommand):
         running.set_pacer(SendFirst())
         _make_clients()
         # The timeout is the executor Lambda's (zappa_settings.json).
-        firer = Firer(client=client, group=settings.SCHEDULE_GROUP, workers=threads, timeout=120.0)
+        firer = Firer(
+            client=client,
+            group=settings.SCHEDULE_GROUP,
+            workers=threads,
+            timeout=120.0,
+            invoke=_metered(invoke_command, "executor"),
+        )
         firer.start()
         return firer
 
+    def _queue_source(self, client, threads: int):
+        """The hop queue and the stand-in for its Lambda event source; the
+        app sends to it (TASK_QUEUE_URL), as on AWS."""
+        from tasks.localmode import callcount
+        from tasks.localmode.sqsource import QueueSource, ensure_queue
+
+        # The executor Lambda's timeout (zappa_settings.json) is 120 s.
+        url, arn = ensure_queue(client, f"{settings.TABLE_PREFIX}-hop", visibility_timeout=120)
+        settings.TASK_QUEUE_URL = url
+        source = QueueSource(
+            client=client,
+            url=url,
+            arn=arn,
+            region=settings.AWS_REGION,
+            workers=threads,
+            on_request=lambda operation: callcount.record("call", f"sqs.{operation}"),
+        )
+        source.invoke = _metered(source.invoke, "executor")
+        return source
+
     def _count_calls(self) -> None:
-        path = os.environ.get("SCHEDULER_LOCAL_CALL_LOG")
-        if not path:
-            return
-        from tasks import scheduler
-        from tasks.localmode.callcount import install
+        from tasks import scheduler, taskqueue
+        from tasks.localmode import callcount
         from tasks.models import MODELS
 
-        install(path)
+        call_log = os.environ.get("SCHEDULER_LOCAL_CALL_LOG")
+        meter_log = os.environ.get("SCHEDULER_LOCAL_METER_LOG")
+        if call_log:
+            callcount.install(call_log)
+        if meter_log:
+            callcount.install_meter(meter_log)
+        if not (call_log or meter_log):
+            return
         # The app's clients are made again, now with the counter attached.
         for model in MODELS:
             model._connection = None
         scheduler.client.cache_clear()
+        taskqueue.client.cache_clear()
 
     def _start_web(self, host: str, port: int):
         from werkzeug.serving import WSGIRequestHandler, make_server
@@ -146,6 +187,10 @@ class Command(BaseCommand):
             def log_request(self, code="-", size="-") -> None:
                 logger.info('%s "%s" %s', self.address_string(), self.requestline, code)
 
+        if os.environ.get("SCHEDULER_LOCAL_METER_LOG"):
+            from tasks.localmode.callcount import timed_wsgi
+
+            application = timed_wsgi(application)
         server = make_server(host, port, application, threaded=True, request_handler=Handler)
         threading.Thread(target=server.serve_forever, name="web", daemon=True).start()
         return server
@@ -156,9 +201,18 @@ def _make_clients() -> None:
     would: made lazily, a crowd of first invocations would each build one
     (botocore clients are slow to make, and nothing stops two threads making
     one at once)."""
-    from tasks import scheduler
+    from tasks import scheduler, taskqueue
     from tasks.models import MODELS
 
     for model in MODELS:
         _ = model._get_connection().connection.client
     scheduler.client()
+    taskqueue.client()
+
+
+def _metered(invoke, name: str):
+    if not os.environ.get("SCHEDULER_LOCAL_METER_LOG"):
+        return invoke
+    from tasks.localmode.callcount import timed
+
+    return timed(invoke, name)
