@@ -283,16 +283,21 @@ def _permissions(stack: Stack, calls) -> set[tuple[str, str]]:
     for service, operation, params in calls:
         action = f"{service}:{operation}"
         if service == "dynamodb":
-            arn = tables[params["TableName"]]
-            if "IndexName" in params:
-                arn += f"/index/{params['IndexName']}"
-            needed.add((action, arn))
+            # BatchGetItem names its tables in RequestItems.
+            for table in [params["TableName"]] if "TableName" in params else params["RequestItems"]:
+                arn = tables[table]
+                if "IndexName" in params:
+                    arn += f"/index/{params['IndexName']}"
+                needed.add((action, arn))
         elif service == "scheduler":
             assert params["GroupName"] == django_settings.SCHEDULE_GROUP
             needed.add((action, f"{schedules}/{params['Name']}"))
             if operation == "CreateSchedule":
                 assert params["Target"]["RoleArn"] == django_settings.SCHEDULER_ROLE_ARN
                 needed.add(("iam:PassRole", stack.reference("aws_iam_role.scheduler.arn")))
+        elif service == "sqs":
+            name = params["QueueUrl"].rsplit("/", 1)[-1]
+            needed.add((action, f"arn:aws:sqs:{stack.region}:{stack.account}:{name}"))
         else:
             pytest.fail(f"the code called {action}, which no test maps to a resource yet")
     return needed
@@ -332,9 +337,22 @@ def _webhook(url: str = "https://example.com/hook") -> dict:
     return {"action": "webhook", "payload": {"url": url, "data": {"n": 1}}}
 
 
-def test_it_grants_the_web_role_exactly_what_the_api_and_dashboard_call(stack, recorder):
+@pytest.fixture
+def hop_queue(aws, settings) -> str:
+    """The hop queue, named as Terraform names it."""
+    from tasks import taskqueue
+
+    taskqueue.client.cache_clear()
+    url = taskqueue.client().create_queue(QueueName="task-scheduler-dev-hop")["QueueUrl"]
+    settings.TASK_QUEUE_URL = url
+    return url
+
+
+def test_it_grants_the_web_role_exactly_what_the_api_and_dashboard_call(stack, recorder, hop_queue):
     password = "correct horse battery"
     with recorder.recording():
+        # A task due within a minute or so goes to the hop queue directly.
+        creation.task_create(**_webhook(), run_at=datetime.now(UTC) + timedelta(seconds=30))
         # API: every request authenticates its key; create (twice with one
         # Idempotency-Key), read, list in each order, cancel.
         key, raw = access.apikey_create(name="dashboard-made")
@@ -366,7 +384,7 @@ def test_it_grants_the_web_role_exactly_what_the_api_and_dashboard_call(stack, r
 
 
 def test_it_grants_the_executor_role_exactly_what_running_a_task_calls(
-    stack, recorder, httpserver, settings, monkeypatch
+    stack, recorder, httpserver, settings, monkeypatch, hop_queue
 ):
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
     httpserver.expect_request("/ok").respond_with_data("ok")
@@ -378,7 +396,10 @@ def test_it_grants_the_executor_role_exactly_what_running_a_task_calls(
     busy, _ = creation.task_create(**_webhook(httpserver.url_for("/ok")), run_at=now)
     assert running.task_claim(task_id=busy.id) is not None  # another invocation runs it
 
+    settings.TASK_RETRY_BASE_SECONDS = 600  # a retry far enough ahead for a schedule
+    early = {"task_id": ok.id, "due_at": (now + timedelta(seconds=100)).isoformat()}
     with recorder.recording():
+        assert run_task(early)["result"] == "queued"  # the hop: an SQS message
         assert run_task({"task_id": ok.id})["result"] == "completed"
         assert run_task({"task_id": ok.id})["result"] == "skipped"  # a duplicate delivery
         assert run_task({"task_id": down.id})["result"] == "scheduled"  # a retry, a new schedule
@@ -388,7 +409,13 @@ def test_it_grants_the_executor_role_exactly_what_running_a_task_calls(
     def unavailable(**kwargs):
         raise scheduler.SchedulerError("ThrottlingException: slow down")
 
+    def queue_unavailable(**kwargs):
+        raise taskqueue.QueueError("ThrottlingException: slow down")
+
+    from tasks import taskqueue
+
     monkeypatch.setattr(scheduler, "schedule_create", unavailable)
+    monkeypatch.setattr(taskqueue, "task_enqueue", queue_unavailable)  # a retry due soon
     with recorder.recording():  # the retry cannot be scheduled: recorded as failed
         assert run_task({"task_id": unlucky.id})["result"] == "failed"
 
@@ -416,8 +443,21 @@ def test_it_scopes_what_aws_does_with_the_function_roles_to_their_own_function(s
         if role == "web":  # API Gateway invokes the web function with the web role
             arn = f"arn:aws:lambda:{account}:function:{function}"
             expected |= {("lambda:InvokeFunction", arn), ("lambda:InvokeFunction", f"{arn}:*")}
+        hop = f"arn:aws:sqs:{account}:task-scheduler-dev-hop"
+        if role == "web":  # the direct path of a task due within a minute or two
+            expected |= {("sqs:SendMessage", hop)}
         else:  # Lambda sends what the executor failed to its dead-letter queue
             expected |= {
                 ("sqs:SendMessage", f"arn:aws:sqs:{account}:task-scheduler-dev-scheduler-dlq")
+            }
+            # the hop, and the hop queue's event source (with this role)
+            expected |= {
+                (action, hop)
+                for action in (
+                    "sqs:SendMessage",
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                )
             }
         assert grants == expected, role

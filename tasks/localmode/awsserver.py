@@ -97,10 +97,14 @@ def restore(blob: bytes) -> None:
 
 
 class AtomicPersistentApp:
-    """WSGI middleware: one request at a time; remember unsaved changes."""
+    """WSGI middleware: one request at a time; remember unsaved changes;
+    DynamoDB's ConsumedCapacity as DynamoDB computes it (localmode/capacity.py)."""
 
     def __init__(self, app: Any, state_file: Path | None, save_interval: float) -> None:
+        from tasks.localmode.capacity import Meter
+
         self.app = app
+        self.meter = Meter()
         self.lock = threading.Lock()
         self.state_file = state_file
         self.save_interval = save_interval
@@ -110,11 +114,11 @@ class AtomicPersistentApp:
     def __call__(self, environ: dict, start_response: Any) -> Any:
         with self.lock:
             # Read the body and build the whole response inside the lock.
-            result = self.app(environ, start_response)
-            body = b"".join(result)
-            if hasattr(result, "close"):
-                result.close()
             target = environ.get("HTTP_X_AMZ_TARGET", "")
+            if target.startswith(DYNAMODB):
+                body = metered(self.app, self.meter, environ, start_response)
+            else:
+                body = _run(self.app, environ, start_response)
             if environ.get("REQUEST_METHOD") != "GET" and target not in READ_ONLY_TARGETS:
                 self.dirty = True
         return [body]
@@ -147,6 +151,60 @@ class AtomicPersistentApp:
                 self.save()
             except Exception:
                 logger.exception("could not save the local AWS state")
+
+
+DYNAMODB = "DynamoDB_20120810."
+
+
+def _run(app: Any, environ: dict, start_response: Any) -> bytes:
+    result = app(environ, start_response)
+    body = b"".join(result)
+    if hasattr(result, "close"):
+        result.close()
+    return body
+
+
+def metered(app: Any, meter: Any, environ: dict, start_response: Any) -> bytes:
+    """A DynamoDB request; its ConsumedCapacity recomputed when asked for."""
+    import io
+    import json
+    import zlib
+
+    from tasks.localmode import capacity
+
+    raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    environ["wsgi.input"] = io.BytesIO(raw)
+    operation = environ["HTTP_X_AMZ_TARGET"].removeprefix(DYNAMODB)
+    try:
+        request = json.loads(raw or b"{}")
+    except ValueError:
+        request = {}
+    if not meter.wanted(operation, request):
+        return _run(app, environ, start_response)
+
+    def call(name: str, body: dict) -> dict:
+        data = json.dumps(body).encode()
+        inner = {
+            **environ,
+            "HTTP_X_AMZ_TARGET": DYNAMODB + name,
+            "CONTENT_LENGTH": str(len(data)),
+            "wsgi.input": io.BytesIO(data),
+        }
+        return json.loads(_run(app, inner, lambda *a, **k: None) or b"{}")
+
+    before, key = meter.before(operation, request, call)
+    answer: list = []
+    body = _run(app, environ, lambda status, headers, *rest: answer.append((status, headers)))
+    status, headers = answer[0]
+    if status.startswith("200"):
+        response = json.loads(body)
+        units = meter.units(operation, request, response, before, key, call)
+        if units is not None:
+            body = json.dumps(capacity.patch(response, request, units)).encode()
+    fixed = {"content-length": str(len(body)), "x-amz-crc32": str(zlib.crc32(body))}
+    headers = [(k, fixed.get(k.lower(), v)) for k, v in headers]
+    start_response(status, headers)
+    return body
 
 
 def make_app(state_file: Path | None, save_interval: float = 1.0) -> AtomicPersistentApp:

@@ -107,6 +107,7 @@ def timed_wsgi(app: Any) -> Any:
         try:
             return list(app(environ, start_response))
         finally:
-            record("lambda", "web", time.monotonic() - start)
+            name = f"web:{environ.get('REQUEST_METHOD')}:{environ.get('PATH_INFO')}"
+            record("lambda", name, time.monotonic() - start)
 
     return metered

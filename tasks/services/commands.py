@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from tasks.errors import Conflict
-from tasks.models import CANCEL, RETRY, RUN_NOW, Status, Task
+from tasks.models import CANCEL, RETRY, RUN_NOW, Status, Task, status_set
 from tasks.selectors import known_task_id, task_get
 from tasks.services.schedules import schedule_delete_quietly, task_reschedule_under
 from tasks.services.store import conditional_update
@@ -16,7 +16,7 @@ def task_cancel(*, task_id: str) -> Task:
     """Cancel a scheduled task (or a stuck one: see Task.is_stuck)."""
     task = conditional_update(
         known_task_id(task_id),
-        [Task.status.set(Status.CANCELLED), Task.error.set("cancelled")],
+        [*status_set(Status.CANCELLED), Task.error.set("cancelled")],
         CANCEL.condition(),
     )
     if task is None:

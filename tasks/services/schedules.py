@@ -10,7 +10,7 @@ from pynamodb.exceptions import UpdateError
 
 from tasks import scheduler, taskqueue
 from tasks.errors import Conflict, SchedulingFailed
-from tasks.models import Status, Task, Transition
+from tasks.models import Status, Task, Transition, status_set
 from tasks.services.store import conditional_update, now
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def schedule_or_fail(task: Task) -> None:
         try:
             task.update(
                 actions=[
-                    Task.status.set(Status.FAILED),
+                    *status_set(Status.FAILED),
                     Task.error.set(reason),
                     Task.updated_at.set(now()),
                 ],
@@ -77,7 +77,7 @@ def task_reschedule_under(
     default) under a new schedule; a failed task is scheduled again (its
     error cleared)."""
     schedule_updates, _name, _seq = next_schedule(current, due or now())
-    updates = [Task.status.set(Status.SCHEDULED), *schedule_updates]
+    updates = [*status_set(Status.SCHEDULED), *schedule_updates]
     if extra_attempts:
         updates.append(Task.max_attempts.set(current.attempts + extra_attempts))
     if current.status != Status.SCHEDULED:

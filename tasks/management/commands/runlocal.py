@@ -134,7 +134,7 @@ class Command(BaseCommand):
             group=settings.SCHEDULE_GROUP,
             workers=threads,
             timeout=120.0,
-            invoke=_metered(invoke_command, "executor"),
+            invoke=_metered(invoke_command, "executor", via="scheduler"),
         )
         firer.start()
         return firer
@@ -210,9 +210,19 @@ def _make_clients() -> None:
     taskqueue.client()
 
 
-def _metered(invoke, name: str):
+def _metered(invoke, name: str, via: str | None = None):
+    """With SCHEDULER_LOCAL_METER_LOG, each invocation (and, via the
+    scheduler, each Scheduler invocation) is metered for the cost bench."""
     if not os.environ.get("SCHEDULER_LOCAL_METER_LOG"):
         return invoke
-    from tasks.localmode.callcount import timed
+    from tasks.localmode.callcount import record, timed
 
-    return timed(invoke, name)
+    timed_invoke = timed(invoke, name)
+    if via is None:
+        return timed_invoke
+
+    def invoke_via(event, context):
+        record(via, "invocation")
+        return timed_invoke(event, context)
+
+    return invoke_via
