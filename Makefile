@@ -42,6 +42,7 @@ webhook: setup
 bench: setup lambda
 	$(PY) bench/dispatch.py
 	$(PY) bench/coldstart.py
+	$(PY) bench/cost.py
 
 # checkov (run by tests/test_terraform.py) lives in its own virtualenv: its
 # dependencies conflict with the app's pins.
