@@ -120,6 +120,11 @@ def create(stack, url: str, due: list[datetime], max_attempts: int = 1) -> list[
         return list(pool.map(one, due))
 
 
+def _ms(when: datetime) -> datetime:
+    """runAt goes to the API in milliseconds: lateness is measured from that."""
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)
+
+
 def wait_for(predicate, deadline: float) -> bool:
     while time.time() < deadline:
         if predicate():
@@ -199,7 +204,7 @@ def run(stack, receiver: Receiver, url: str, meter: Path, args) -> int:
     print(banner[0] if banner else "Precision: second (no minute emulation!)")
     n, start_line = args.n, len(read_meter(meter))
     base = datetime.now(UTC) + timedelta(seconds=FIRST_DUE)
-    due = [base + timedelta(seconds=random.uniform(0, SPREAD)) for _ in range(n)]
+    due = [_ms(base + timedelta(seconds=random.uniform(0, SPREAD))) for _ in range(n)]
     ids = create(stack, url, due)
     ok = wait_for(
         lambda: len(receiver.arrivals()[0].keys() & set(ids)) == n, max(due).timestamp() + 30
