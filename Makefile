@@ -5,9 +5,10 @@ PYTHON ?= python3.13
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+DATA_DIR ?= .local
 STAGE ?= dev
 
-.PHONY: setup run test lint bench lambda deploy update reset webhook clean checkov terraform-check clean-checkov
+.PHONY: setup browser run test lint bench lambda deploy update reset webhook clean checkov terraform-check clean-checkov
 
 setup: $(VENV)/.installed
 
@@ -21,8 +22,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-test: setup checkov
+test: setup checkov browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The dashboard's browser tests drive Chromium: found, or installed when it can
+# be (Debian's package as root or with passwordless sudo, else Playwright's
+# download), by tests/chromium.py. When neither works it says so in one line
+# and those tests skip. Quick when Chromium is there.
+browser: setup
+	@$(PY) -m tests.chromium --install
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -31,18 +39,20 @@ lint: setup
 clean:
 	rm -rf $(VENV) build .pytest_cache
 
-# The embedded default. Variables the caller sets win over these.
+# The embedded default. Variables the caller sets win over these. make passes
+# SIGTERM on to runlocal but not a SIGINT sent to make alone (kill -INT, not
+# Ctrl-C): --stop-with-parent has runlocal notice that, and make going.
 run: setup
-	SCHEDULER_LOCAL_MODE=true exec $(PY) manage.py runlocal --port $(PORT)
+	SCHEDULER_LOCAL_MODE=true exec $(PY) manage.py runlocal --port $(PORT) --data-dir $(DATA_DIR) --stop-with-parent
 
 # The original's demo: a webhook a few seconds ahead to a local receiver.
 webhook: setup
 	SCHEDULER_LOCAL_MODE=true $(PY) manage.py webhookdemo --port $(PORT)
 
 bench: setup lambda
-	$(PY) bench/dispatch.py
-	$(PY) bench/coldstart.py
-	$(PY) bench/cost.py
+	$(PY) -m bench.dispatch
+	$(PY) -m bench.coldstart
+	$(PY) -m bench.cost
 
 # checkov (run by tests/test_terraform.py) lives in its own virtualenv: its
 # dependencies conflict with the app's pins.
@@ -73,15 +83,15 @@ clean-checkov:
 # --- Lambda (Zappa) ----------------------------------------------------------
 # Both packages of a stage (web + executor) into build/, with their sizes.
 lambda: setup
-	$(PY) deploy/build_lambda.py --stage $(STAGE)
+	$(PY) -m deploy.build_lambda --stage $(STAGE)
 
 # Real AWS: see the README's Deployment section. Never run by the tests.
 deploy: lambda
-	$(PY) deploy/zappa_stage.py deploy $(STAGE)
+	$(PY) -m deploy.zappa_stage deploy $(STAGE)
 
 update: lambda
-	$(PY) deploy/zappa_stage.py update $(STAGE)
+	$(PY) -m deploy.zappa_stage update $(STAGE)
 
 # The original's destroy-and-recreate, for both functions.
 reset: lambda
-	$(PY) deploy/zappa_stage.py reset $(STAGE)
+	$(PY) -m deploy.zappa_stage reset $(STAGE)

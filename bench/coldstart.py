@@ -1,9 +1,9 @@
 """Cold start of the built Lambda packages, side by side with Zappa's default.
 
-    python bench/coldstart.py [--runs 7]
+    python -m bench.coldstart [--runs 7]
 
 Each sample is a fresh `python -I -S -B` process that sees only the unzipped
-package (plus the runtime's boto3/botocore), as on Lambda (deploy/invoke.py),
+package (plus the runtime's boto3/botocore), as on Lambda (tests/lambda_runtime.py),
 and times `import handler` plus the first event, in that process:
 - web: GET /api/tasks/{id} with an API key (REST API event, two DynamoDB reads);
 - executor: the exact Input of a due task's schedule (claim, a signed webhook to
@@ -38,28 +38,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "deploy")]
-
-from build_lambda import (  # noqa: E402
-    BUILD,
-    OFFLINE_AWS,
-    entry_point,
-    package_path,
-    runtime_stand_in_dir,
-)
-from invoke import (  # noqa: E402
+from bench.receiver import Receiver
+from deploy.build_lambda import BUILD, OFFLINE_AWS, entry_point, package_path
+from deploy.lambda_package import compile_bytecode
+from tests.lambda_runtime import (
     API_HOST,
     STAGE,
     LambdaProcess,
     create_task_event,
     lambda_env,
     rest_event,
+    runtime_stand_in_dir,
     unpack,
 )
-from lambda_package import compile_bytecode  # noqa: E402
 
-from bench.receiver import Receiver  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 BARE = BUILD / "bench-bare"

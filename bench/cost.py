@@ -14,7 +14,7 @@ localmode/capacity.py). They are priced from bench/prices.py. Then K tasks
 whose webhook is refused are retried once, for the cost of a retried
 attempt. The last line reads `cost: $X.XX per million tasks, p99 lateness N ms`.
 
-    python bench/cost.py [-n 200] [-k 10]
+    python -m bench.cost [-n 200] [-k 10]
 """
 
 from __future__ import annotations
@@ -30,13 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench import prices
+from bench.dispatch import percentile
+from bench.receiver import Receiver
+from tasks.localmode.process import free_port, start_local
 
-from bench import prices  # noqa: E402
-from bench.dispatch import percentile  # noqa: E402
-from bench.receiver import Receiver  # noqa: E402
-from tasks.localmode.process import free_port, start_local  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # The schedule path: a task due more than about two minutes ahead gets a
 # schedule for the minute before its due minute (closer ones go straight to

@@ -2,7 +2,7 @@
 second. Prints lateness percentiles (webhook received minus runAt), tasks per
 second, and the AWS API calls per task lifecycle counted at the client.
 
-    python bench/dispatch.py [-n 200]
+    python -m bench.dispatch [-n 200]
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.receiver import Receiver  # noqa: E402
-from tasks.localmode.process import start_local  # noqa: E402
+from bench.receiver import Receiver
+from tasks.localmode.process import start_local
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -1,6 +1,6 @@
 """`make lambda`: build the web and the executor package of a stage into build/.
 
-    python deploy/build_lambda.py [--stage dev]
+    python -m deploy.build_lambda [--stage dev]
 
 Zappa packages the *active* virtualenv (VIRTUAL_ENV), test tools and all, so
 the packages are built from a separate one, build/.venv-lambda, that holds
@@ -23,9 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from lambda_package import (  # noqa: E402  (deploy/ is not a package: it never ships)
+from deploy.lambda_package import (
     MAX_UNZIPPED_BYTES,
     PackageError,
     PackageStats,
@@ -96,18 +94,6 @@ def _pip(*args: str) -> None:
             *args,
         ],
         check=True,
-    )
-
-
-def runtime_stand_in_dir() -> Path:
-    """build/lambda-runtime: the Lambda runtime's boto3/botocore, as the build
-    virtualenv pins them (see deploy/invoke.py)."""
-    from invoke import runtime_stand_in
-
-    stamp = VENV / ".requirements-sha256"
-    version = stamp.read_text() if stamp.exists() else ""
-    return runtime_stand_in(
-        VENV / "lib" / "python3.13" / "site-packages", BUILD / "lambda-runtime", version
     )
 
 

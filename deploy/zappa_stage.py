@@ -1,7 +1,7 @@
 """`make deploy|update|reset STAGE=dev`: Zappa for both functions of a stage,
 in the right order, with Terraform's outputs and the secrets wired in.
 
-    python deploy/zappa_stage.py {deploy,update,reset} STAGE [--dry-run]
+    python -m deploy.zappa_stage {deploy,update,reset} STAGE [--dry-run]
 
 The packages are the ones `make lambda` built and the tests ran (`--zip`);
 Zappa does not package again. zappa_settings.json holds what is the same for
@@ -31,9 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from build_lambda import ROOT, SETTINGS_FILE, lambda_name, package_path, stage_setting  # noqa: E402
+from deploy.build_lambda import ROOT, SETTINGS_FILE, lambda_name, package_path, stage_setting
 
 SECRETS = {
     "web": ["DJANGO_SECRET_KEY"],

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 
-
-class ImproperlyConfiguredEnv(Exception):
-    pass
+from django.core.exceptions import ImproperlyConfigured
 
 
 def env_str(name: str, default: str | None = None) -> str:
     value = os.environ.get(name)
     if value is None or value == "":
         if default is None:
-            raise ImproperlyConfiguredEnv(f"environment variable {name} is required")
+            raise ImproperlyConfigured(f"environment variable {name} is required")
         return default
     return value
 
@@ -26,32 +24,27 @@ def env_bool(name: str, default: bool = False) -> bool:
         return True
     if value in ("0", "false", "no", "off"):
         return False
-    raise ImproperlyConfiguredEnv(f"{name} must be true or false, not {value!r}")
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
-    value = os.environ.get(name, "").strip()
-    if value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ImproperlyConfiguredEnv(f"{name} must be an integer, not {value!r}") from None
-    if minimum is not None and number < minimum:
-        raise ImproperlyConfiguredEnv(f"{name} must be at least {minimum}, not {number}")
-    return number
+    return _env_number(name, default, int, "an integer", minimum)
 
 
 def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    return _env_number(name, default, float, "a number", minimum)
+
+
+def _env_number(name, default, parse, kind: str, minimum):
     value = os.environ.get(name, "").strip()
     if value == "":
         return default
     try:
-        number = float(value)
+        number = parse(value)
     except ValueError:
-        raise ImproperlyConfiguredEnv(f"{name} must be a number, not {value!r}") from None
-    if number < minimum:
-        raise ImproperlyConfiguredEnv(f"{name} must be at least {minimum}, not {number}")
+        raise ImproperlyConfigured(f"{name} must be {kind}, not {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}")
     return number
 
 
@@ -72,7 +65,7 @@ def env_origins(name: str) -> list[str]:
         parts = urlsplit(origin)
         exact = f"{parts.scheme}://{parts.netloc}"
         if parts.scheme not in ("http", "https") or not parts.hostname or origin != exact:
-            raise ImproperlyConfiguredEnv(
+            raise ImproperlyConfigured(
                 f"{name}: {origin!r} is not an origin like https://app.example.com"
             )
     return origins

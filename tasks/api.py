@@ -9,6 +9,7 @@ from ninja import Header, Query, Router, Schema, Status
 from pydantic import Field
 
 from tasks import selectors
+from tasks.models import Status as TaskStatus
 from tasks.schemas import ErrorOut, TaskDetailOut, TaskIn, TaskOut, TaskPageOut
 from tasks.services import commands, creation
 
@@ -26,7 +27,7 @@ CREATE_RESPONSES = {201: TaskOut, 422: dict, **errors(400, 409, 413, 503)}
 
 
 class ListFilters(Schema):
-    status: Literal["scheduled", "running", "completed", "failed", "cancelled"] | None = None
+    status: TaskStatus | None = None
     order: Literal["newest", "due"] = "newest"
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=2048)

@@ -10,7 +10,7 @@ from ninja import Schema
 from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from tasks.models import Task
+from tasks.models import Status, Task
 
 # Header values that look like credentials are never echoed back.
 _SENSITIVE = re.compile(r"auth|token|secret|key|cookie|password|signature", re.I)
@@ -63,7 +63,7 @@ class TaskOut(CamelSchema):
 
     @staticmethod
     def resolve_next_attempt_at(task: Task) -> datetime | None:
-        return task.due_at if task.status == "scheduled" else None
+        return task.due_at if task.status == Status.SCHEDULED else None
 
 
 class TaskDetailOut(TaskOut):

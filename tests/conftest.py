@@ -13,6 +13,7 @@ from moto import mock_aws
 from tasks import scheduler
 from tasks.models import MODELS
 from tasks.services import access
+from tests.factories import PASSWORD, log_in
 
 
 def _reset_connections() -> None:
@@ -135,3 +136,25 @@ def atomic_aws(aws_server, settings, monkeypatch):
     client.create_schedule_group(Name=settings.SCHEDULE_GROUP)
     yield aws_server
     _reset_connections()
+
+
+@pytest.fixture
+def no_backoff(settings):
+    """Retries due at once, so a test can deliver the next attempt."""
+    settings.TASK_RETRY_BASE_SECONDS = 0
+    settings.TASK_RETRY_MAX_SECONDS = 0
+
+
+@pytest.fixture
+def operator(aws, settings, collected_static):
+    # The fastest hasher: tests log in often; what is hashed is irrelevant here.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    return access.operator_create(username="alice", password=PASSWORD)
+
+
+@pytest.fixture
+def dash(client, operator):
+    """A client with an operator session."""
+    response = log_in(client)
+    assert response.status_code == 302
+    return client

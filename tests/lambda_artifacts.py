@@ -10,11 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "deploy"))
-
-from build_lambda import VENV, entry_point, package_path, runtime_stand_in_dir  # noqa: E402
-from invoke import (  # noqa: E402
+from deploy.build_lambda import VENV, entry_point, package_path
+from deploy.lambda_package import PackageError, PackageStats, check_extensions, check_size
+from tests.lambda_runtime import (
     API_HOST,
     STAGE,
     LambdaProcess,
@@ -22,9 +20,11 @@ from invoke import (  # noqa: E402
     http_event,
     lambda_env,
     rest_event,
+    runtime_stand_in_dir,
     unpack,
 )
-from lambda_package import PackageError, PackageStats, check_extensions, check_size  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 __all__ = [
     "API_HOST",
@@ -71,7 +71,8 @@ def built_packages(stage: str = STAGE) -> tuple[Path, Path]:
     newest = _newest_source()
     if not all(p.exists() and p.stat().st_mtime >= newest for p in (web, executor)):
         subprocess.run(
-            [sys.executable, str(ROOT / "deploy" / "build_lambda.py"), "--stage", stage],
+            [sys.executable, "-m", "deploy.build_lambda", "--stage", stage],
+            cwd=ROOT,
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -79,7 +80,7 @@ def built_packages(stage: str = STAGE) -> tuple[Path, Path]:
 
 
 def runtime_dir() -> Path:
-    """The stand-in for the Lambda runtime's boto3/botocore (see deploy/invoke.py)."""
+    """The stand-in for the Lambda runtime's boto3/botocore (see tests/lambda_runtime.py)."""
     return runtime_stand_in_dir()
 
 

@@ -4,8 +4,9 @@ no other origin may, and the dashboard is never shared."""
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
-from scheduler_site.env import ImproperlyConfiguredEnv, env_origins
+from scheduler_site.env import env_origins
 
 APP = "https://app.example.com"
 
@@ -88,5 +89,5 @@ def test_it_reads_origins_from_the_environment(monkeypatch):
 )
 def test_it_refuses_an_origin_that_is_not_one(monkeypatch, bad):
     monkeypatch.setenv("CORS_ALLOWED_ORIGINS", bad)
-    with pytest.raises(ImproperlyConfiguredEnv, match="not an origin"):
+    with pytest.raises(ImproperlyConfigured, match="not an origin"):
         env_origins("CORS_ALLOWED_ORIGINS")

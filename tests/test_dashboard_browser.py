@@ -1,18 +1,21 @@
-"""The dashboard in Chromium (Debian's, driven by Playwright) against the local
+"""The dashboard in Chromium (driven by Playwright) against the local
 mode as a user runs it: a subprocess with its AWS endpoint and schedule firing,
 webhooks arriving at a real receiver on 127.0.0.1.
 
-Screenshots land in test-artifacts/ (git-ignored)."""
+Which Chromium: tests/chromium.py (`make test` installs one when it can; without
+one these tests skip, with one line saying how to install it). Screenshots land
+in test-artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
+import os
 import re
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests import chromium
 from tests.localrun import start_local
 
 pytestmark = pytest.mark.browser
@@ -20,7 +23,11 @@ pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = chromium.find()
+if CHROMIUM is None:
+    if os.environ.get("REQUIRE_BROWSER"):  # CI: a missing browser is a failure
+        pytest.fail(chromium.missing(), pytrace=False)
+    pytest.skip(chromium.missing(), allow_module_level=True)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -43,14 +50,12 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium (see .ci/run)")
     with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
+        launched = playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
         )
-        yield chromium
-        chromium.close()
+        yield launched
+        launched.close()
 
 
 @pytest.fixture

@@ -52,7 +52,8 @@ def dry_run(
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(terraform_outputs(outputs_stage or stage, region)))
     return subprocess.run(
-        [sys.executable, str(ROOT / "deploy" / "zappa_stage.py"), action, stage, "--dry-run"],
+        [sys.executable, "-m", "deploy.zappa_stage", action, stage, "--dry-run"],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         env={

@@ -2,7 +2,7 @@
 
 Each package is unzipped into a temporary folder and its Zappa handler runs in
 a fresh `python -I -S -B` process that sees the package, a stand-in for the
-runtime's boto3/botocore, and the standard library (deploy/invoke.py). The
+runtime's boto3/botocore, and the standard library (tests/lambda_runtime.py). The
 events are the shapes API Gateway and EventBridge Scheduler send; AWS is a
 moto server on 127.0.0.1 reached over HTTP; webhooks go to a real HTTP server
 on 127.0.0.1.

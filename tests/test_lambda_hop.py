@@ -1,5 +1,5 @@
 """The hop through SQS and the function URL front door, in the packages
-`make lambda` builds, run as Lambda runs them (deploy/invoke.py).
+`make lambda` builds, run as Lambda runs them (tests/lambda_runtime.py).
 
 The web function answers Lambda function URL events (no stage prefix); a
 task due within a minute or two goes to the hop queue; the executor gets the

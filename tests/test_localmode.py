@@ -6,12 +6,12 @@ from __future__ import annotations
 import signal
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
 
 from tests.localrun import start_local
+from tests.processes import command_lines
 
 pytestmark = pytest.mark.e2e
 
@@ -141,12 +141,4 @@ def test_it_keeps_tasks_across_a_restart(tmp_path, httpserver):
 
 def processes_using(data_dir) -> list[str]:
     """Command lines of live processes started for this data folder."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (FileNotFoundError, ProcessLookupError, PermissionError, NotADirectoryError):
-            continue
-        if str(data_dir) in cmdline:
-            found.append(cmdline)
-    return found
+    return [args for args in command_lines() if str(data_dir) in args]

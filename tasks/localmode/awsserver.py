@@ -10,7 +10,8 @@ atomic and persistent.
   pickled to a state file (at most every `save_interval` seconds, and on
   stop), and loaded again at start, so `make run` keeps its state in .local/.
 
-Run it as `python -m tasks.localmode.awsserver --port 4566 --state .local/aws.pickle`.
+Run it as `python -m tasks.localmode.awsserver --port 4566 --state .local/aws.pickle`
+(`--parent PID`: stop when that process, the one starting it, is gone).
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ def make_app(state_file: Path | None, save_interval: float = 1.0) -> AtomicPersi
     )
 
 
-def serve(host: str, port: int, state_file: Path | None, ready: Any = None) -> None:
+def serve(host: str, port: int, state_file: Path | None, parent: int | None = None) -> None:
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     class QuietHandler(WSGIRequestHandler):
@@ -234,6 +235,10 @@ def serve(host: str, port: int, state_file: Path | None, ready: Any = None) -> N
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if parent:
+        from tasks.localmode.lifeline import watch_parent
+
+        watch_parent(parent, lambda: stop(signal.SIGTERM, None))
     print(
         f"local AWS on http://{host}:{server.server_port} "
         f"({'state loaded from ' + str(state_file) if loaded else 'empty'})",
@@ -251,13 +256,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--state", type=Path, default=None, help="state file (none: in memory)")
+    parser.add_argument("--parent", type=int, default=None, help="stop when this process is gone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(name, "local")
     if args.state:
         args.state.parent.mkdir(parents=True, exist_ok=True)
-    serve(args.host, args.port, args.state)
+    serve(args.host, args.port, args.state, args.parent)
     sys.exit(0)
 
 

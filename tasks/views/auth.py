@@ -15,7 +15,6 @@ from django.middleware.csrf import rotate_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
@@ -27,24 +26,7 @@ from tasks.services import access
 
 SESSION_OPERATOR = "dashboard_operator"
 SESSION_AUTH_HASH = "dashboard_auth_hash"
-SESSION_FLASH = "dashboard_flash"
 TIMEZONE_COOKIE = "tz"
-
-# Same-origin everything and no inline script or style: htmx is configured
-# (base.html) not to inject styles nor to eval.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-        "object-src 'none'",
-    ]
-)
 
 View = Callable[..., HttpResponse]
 
@@ -81,13 +63,6 @@ def operator_timezone(request: HttpRequest) -> ZoneInfo:
     return ZoneInfo(name) if name in _timezone_names() else ZoneInfo("UTC")
 
 
-def dashboard_headers(response: HttpResponse) -> HttpResponse:
-    add_never_cache_headers(response)
-    patch_vary_headers(response, ["HX-Request", "Cookie"])
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    return response
-
-
 def login_required(view: View) -> View:
     """Every dashboard page: an operator session, the operator's timezone,
     and no caching of what the page shows."""
@@ -99,8 +74,7 @@ def login_required(view: View) -> View:
             return _to_login(request)
         request.operator = operator
         with timezone.override(operator_timezone(request)):
-            response = view(request, *args, **kwargs)
-        return dashboard_headers(response)
+            return view(request, *args, **kwargs)
 
     return wrapper
 
@@ -154,10 +128,9 @@ def login_view(request: HttpRequest) -> HttpResponse:
         status = 400
     elif request.method == "POST":
         status = 400
-    response = render(
+    return render(
         request, "tasks/login.html", {"form": form, "next": next_url or ""}, status=status
     )
-    return dashboard_headers(response)
 
 
 def _start_session(request: HttpRequest, operator: Operator) -> None:
@@ -173,32 +146,14 @@ def _start_session(request: HttpRequest, operator: Operator) -> None:
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
     request.session.flush()
-    return dashboard_headers(redirect("dashboard:login"))
-
-
-def flash(request: HttpRequest, message: str, level: str = "success") -> None:
-    """A one-time message shown on the next page (kept in the session)."""
-    request.session[SESSION_FLASH] = [level, message]
-
-
-def pop_flash(request: HttpRequest) -> dict | None:
-    value = request.session.pop(SESSION_FLASH, None)
-    if not value:
-        return None
-    level, message = value
-    return {"level": level, "message": message}
+    return redirect("dashboard:login")
 
 
 def render_page(
     request: HttpRequest, template: str, context: dict | None = None, status: int = 200
 ) -> HttpResponse:
-    """Render a dashboard page with what every page shows: the operator and a
-    pending one-time message."""
-    # A poll's fragment shows no message, so it must not use one up.
-    polling = request.headers.get("HX-Request") == "true"
-    context = {
-        "operator": getattr(request, "operator", None),
-        "flash": None if polling else pop_flash(request),
-        **(context or {}),
-    }
+    """Render a dashboard page with the operator (every page shows who is
+    logged in). One-time messages are django.contrib.messages'; a poll's
+    fragment does not show them, so it leaves them for the next page."""
+    context = {"operator": getattr(request, "operator", None), **(context or {})}
     return render(request, template, context, status=status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
@@ -9,7 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from tasks.errors import Conflict, Invalid, NotFound
 from tasks.forms import ApiKeyForm
 from tasks.services import access
-from tasks.views.auth import flash, login_required, render_page
+from tasks.views.auth import login_required, render_page
 
 
 @require_http_methods(["GET", "POST"])
@@ -41,12 +42,12 @@ def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
     # Only exact key ids: the service also matches names and prefixes, which a
     # form button never needs.
     if not any(k.key_id == key_id for k in access.apikey_list()):
-        flash(request, "No such API key.", "error")
+        messages.error(request, "No such API key.")
         return redirect("dashboard:keys")
     try:
         key = access.apikey_revoke(key_id=key_id)
     except (NotFound, Conflict) as exc:
-        flash(request, exc.message, "error")
+        messages.error(request, exc.message)
     else:
-        flash(request, f"API key “{key.name}” revoked; requests with it now get 401.")
+        messages.success(request, f"API key “{key.name}” revoked; requests with it now get 401.")
     return redirect("dashboard:keys")

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -20,7 +21,7 @@ from tasks.models import STATUSES, Status, Task
 from tasks.schemas import REDACTED, public_payload
 from tasks.services import commands, creation
 from tasks.services.store import now
-from tasks.views.auth import flash, login_required, operator_timezone, render_page
+from tasks.views.auth import login_required, operator_timezone, render_page
 
 PAGE_SIZE = 25
 ORDER_LABELS = {"newest": "Newest first", "due": "Next due first"}
@@ -56,7 +57,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
         page = selectors.task_list(status=status, order=order, limit=PAGE_SIZE, cursor=cursor)
     except InvalidCursor:
         # A cursor from another filter or a mangled link: start over.
-        flash(request, "That page link is no longer valid; showing the first page.", "error")
+        messages.error(request, "That page link is no longer valid; showing the first page.")
         return redirect(_list_url(status, order))
     counts = selectors.task_counts()
     context = {
@@ -103,7 +104,7 @@ def task_go(request: HttpRequest) -> HttpResponse:
     else:
         return redirect("dashboard:task_detail", task_id=task_id)
     shown = task_id[:64] or "(empty)"
-    flash(request, f"No task has the id {shown}.", "error")
+    messages.error(request, f"No task has the id {shown}.")
     return redirect("dashboard:task_list")
 
 
@@ -157,9 +158,9 @@ def task_command(request: HttpRequest, task_id: str, command: str) -> HttpRespon
     except Http404:
         return render_page(request, "tasks/not_found.html", {"task_id": task_id[:64]}, 404)
     except (Conflict, SchedulingFailed) as exc:
-        flash(request, _sentence(exc.message), "error")
+        messages.error(request, _sentence(exc.message))
     else:
-        flash(request, done)
+        messages.success(request, done)
     return redirect("dashboard:task_detail", task_id=task_id)
 
 
@@ -184,9 +185,9 @@ def task_new(request: HttpRequest) -> HttpResponse:
             task, status = _create(request, form)
             if task is not None:
                 if status == 200:
-                    flash(request, "This form was already sent; this is the task it made.", "error")
+                    messages.error(request, "This form was already sent; this is the task it made.")
                 else:
-                    flash(request, "Task scheduled.")
+                    messages.success(request, "Task scheduled.")
                 return redirect("dashboard:task_detail", task_id=task.id)
     else:
         form = TaskForm(initial=_initial(request))

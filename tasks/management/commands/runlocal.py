@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import logging
 import os
@@ -16,13 +15,16 @@ import boto3
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from tasks.localmode import lifeline
+
 logger = logging.getLogger("localmode")
 
 
 def _child_setup() -> None:
-    # Die with the parent, and leave Ctrl-C to it: the parent drains the
-    # running tasks before it stops the AWS endpoint they write to.
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    # Die with the parent (at once on Linux; elsewhere the child notices, as
+    # it is started with --parent), and leave Ctrl-C to it: the parent drains
+    # the running tasks before it stops the AWS endpoint they write to.
+    lifeline.die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
@@ -36,8 +38,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--threads", type=int, default=256, help="executor invocations at once (a pool)"
         )
+        parser.add_argument(
+            "--stop-with-parent",
+            action="store_true",
+            help="stop when the parent goes, or gets a signal it does not pass on (make run)",
+        )
 
-    def handle(self, *args, host: str, port: int, data_dir: Path, threads: int, **options) -> None:
+    def handle(
+        self,
+        *args,
+        host: str,
+        port: int,
+        data_dir: Path,
+        threads: int,
+        stop_with_parent: bool,
+        **options,
+    ) -> None:
         if not settings.LOCAL_MODE:
             raise CommandError("runlocal needs SCHEDULER_LOCAL_MODE=true (make run sets it)")
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -48,6 +64,8 @@ class Command(BaseCommand):
         stopping = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stopping.set())
+        if stop_with_parent:
+            lifeline.watch_parent(os.getppid(), stopping.set, signals=True)
         firer = server = source = None
         try:
             from tasks.localmode import precision
@@ -104,6 +122,8 @@ class Command(BaseCommand):
                 "0",
                 "--state",
                 str(data_dir / "aws.pickle"),
+                "--parent",
+                str(os.getpid()),
             ],
             stdout=subprocess.PIPE,
             text=True,

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from tasks.localmode.process import start_local
+from tasks.models import Status
 
 
 class Command(BaseCommand):
@@ -87,7 +88,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  signature: NOT valid with this WEBHOOK_SIGNING_SECRET ({exc})")
         while time.time() < deadline:
             detail = http.request("GET", f"{base}/api/tasks/{task['id']}").json()
-            if detail["status"] not in ("scheduled", "running"):
+            if detail["status"] not in (Status.SCHEDULED, Status.RUNNING):
                 break
             time.sleep(0.1)
         attempt = (detail.get("attemptHistory") or [{}])[-1]

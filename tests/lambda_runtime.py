@@ -1,8 +1,8 @@
 """Run a built Lambda package's handler here, the way the Lambda runtime does.
 
-Used by the artifact tests and bench/coldstart.py. A package is unzipped as
-Lambda unzips it (entries keep their zip dates, which is what makes ordinary
-.pyc files stale there) and its entry point (the function's Handler setting:
+Test support, used by the artifact tests and bench/coldstart.py. A package is
+unzipped as Lambda unzips it (entries keep their zip dates, which is what makes
+ordinary .pyc files stale there) and its entry point (the function's Handler setting:
 Zappa's `handler.lambda_handler` unless the stage says otherwise) runs in a fresh
 `python -I -S -B` process: no site-packages, no PYTHONPATH, no bytecode
 written (/var/task is read-only on Lambda). That process sees the package and
@@ -105,6 +105,18 @@ def unpack(zip_path: Path, destination: Path) -> Path:
                 stamp = time.mktime((*info.date_time, 0, 0, -1))
                 os.utime(target, (stamp, stamp))
     return destination
+
+
+def runtime_stand_in_dir() -> Path:
+    """build/lambda-runtime: the Lambda runtime's boto3/botocore, as the build
+    virtualenv pins them."""
+    from deploy.build_lambda import BUILD, VENV
+
+    stamp = VENV / ".requirements-sha256"
+    version = stamp.read_text() if stamp.exists() else ""
+    return runtime_stand_in(
+        VENV / "lib" / "python3.13" / "site-packages", BUILD / "lambda-runtime", version
+    )
 
 
 def runtime_stand_in(site_packages: Path, destination: Path, version: str = "") -> Path:
@@ -217,14 +229,6 @@ def lambda_env(function_name: str, **extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
-
-
-if __name__ == "__main__":  # a quick manual check: python deploy/invoke.py build/x.zip
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        pkg = unpack(Path(sys.argv[1]), Path(tmp) / "task")
-        print(sorted(p.name for p in pkg.iterdir()))
 
 
 # --- events as API Gateway sends them ------------------------------------------------
