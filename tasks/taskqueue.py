@@ -22,7 +22,7 @@ from django.conf import settings
 MAX_DELAY_SECONDS = 900
 # The message is meant to become visible this long before the due second: it
 # covers the event source's poll and the invocation (tens of ms on AWS, up to
-# the stand-in's 50 ms poll interval locally, plus whatever a busy machine
+# the stand-in's 100 ms poll interval locally, plus whatever a busy machine
 # adds: at 0.2 s, the cost bench on a 2-core machine at load 6.5 saw p99
 # lateness 989 ms, max 1.3 s). DelaySeconds is whole seconds, so it becomes
 # visible HOP_MARGIN_SECONDS to HOP_MARGIN_SECONDS + 1 s early, and the

@@ -208,8 +208,25 @@ def metered(app: Any, meter: Any, environ: dict, start_response: Any) -> bytes:
     return body
 
 
+def _fast_sqs_clock() -> None:
+    """moto's SQS asks the time (through datetime, about 5 us) for every
+    message of the queue, many times per ReceiveMessage: with 200 messages in
+    the hop queue a receive took 67 ms, all of it under this server's one
+    lock, and a crowd of tasks due at the same second waited for it. The same
+    clock, read directly: 5x faster."""
+    import time
+
+    import moto.sqs.models as sqs
+
+    millis, seconds = sqs.unix_time_millis, sqs.unix_time
+    sqs.unix_time_millis = lambda dt=None: time.time() * 1000 if dt is None else millis(dt)
+    sqs.unix_time = lambda dt=None: time.time() if dt is None else seconds(dt)
+
+
 def make_app(state_file: Path | None, save_interval: float = 1.0) -> AtomicPersistentApp:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    _fast_sqs_clock()
 
     return AtomicPersistentApp(
         DomainDispatcherApplication(create_backend_app), state_file, save_interval
