@@ -8,7 +8,7 @@ PORT ?= 8000
 DATA_DIR ?= .local
 STAGE ?= dev
 
-.PHONY: setup browser run test lint bench lambda deploy update reset webhook clean checkov terraform-check clean-checkov
+.PHONY: setup browser run test fuzz lint bench lambda deploy update reset webhook clean checkov terraform-check clean-checkov
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,12 @@ test: setup checkov browser
 # and those tests skip. Quick when Chromium is there.
 browser: setup
 	@$(PY) -m tests.chromium --install
+
+# Long, random property-based runs of tests/test_fuzz.py (make test runs a
+# short, fixed set). FUZZ_EXAMPLES per property; failures are kept in .hypothesis/.
+FUZZ_EXAMPLES ?= 3000
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -m fuzz tests/test_fuzz.py $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -8,10 +8,18 @@ import logging
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
-from ninja import Header, NinjaAPI
+from ninja import NinjaAPI
 from ninja.security import HttpBearer
 
-from tasks.api import CREATE_RESPONSES, create_task, router
+from tasks.api import (
+    CREATE_RESPONSES,
+    IDEMPOTENCY_KEY,
+    IdempotencyKey,
+    create_task,
+    dead_letters_router,
+    router,
+    schedules_router,
+)
 from tasks.errors import BadRequest, Conflict, DomainError, Invalid, NotFound, Unavailable
 from tasks.schemas import TaskIn
 from tasks.services import access
@@ -29,13 +37,15 @@ class ApiKeyAuth(HttpBearer):
 api = NinjaAPI(
     title="Task Scheduler API",
     version="1.0.0",
-    description="Schedule webhook calls at a time; inspect and cancel them.",
+    description="Schedule webhook calls at a time or on a recurring schedule; inspect and cancel them.",
     auth=ApiKeyAuth(),
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
 )
 api.add_router("/tasks", router)
+api.add_router("/dead-letters", dead_letters_router)
+api.add_router("/schedules", schedules_router)
 
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotFound: 404,
@@ -87,7 +97,7 @@ for ninja_api in (api, alias_api):
 def schedule_task(
     request: HttpRequest,
     body: TaskIn,
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    idempotency_key: IdempotencyKey = IDEMPOTENCY_KEY,
 ):
     """Alias of POST /api/tasks, at the original system's path."""
     return create_task(request, body, idempotency_key)

@@ -35,6 +35,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: it answers CORS preflights itself (see CORS_* below).
     "corsheaders.middleware.CorsMiddleware",
+    # Before anything reads a request body.
+    "scheduler_site.middleware.RefuseChunkedBodiesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -143,6 +145,7 @@ TABLE_PREFIX = env_str(
 TASKS_TABLE = env_str("TASKS_TABLE", f"{TABLE_PREFIX}-tasks")
 API_KEYS_TABLE = env_str("API_KEYS_TABLE", f"{TABLE_PREFIX}-api-keys")
 OPERATORS_TABLE = env_str("OPERATORS_TABLE", f"{TABLE_PREFIX}-operators")
+SCHEDULES_TABLE = env_str("SCHEDULES_TABLE", f"{TABLE_PREFIX}-schedules")
 
 SCHEDULE_GROUP = env_str("SCHEDULER_GROUP_NAME", "task-scheduler-dev")
 EXECUTOR_FUNCTION_ARN = env_str(
@@ -152,7 +155,13 @@ EXECUTOR_FUNCTION_ARN = env_str(
 SCHEDULER_ROLE_ARN = env_str(
     "SCHEDULER_ROLE_ARN", "arn:aws:iam::000000000000:role/task-scheduler-dev-scheduler"
 )
-SCHEDULER_DLQ_ARN = env_str("SCHEDULER_DLQ_ARN", "")
+# Where EventBridge Scheduler and the executor's Lambda put invocations they
+# gave up on; the dashboard's Dead letters page reads it. The local mode has
+# its own queue on the local endpoint, where the stand-in puts them.
+SCHEDULER_DLQ_ARN = env_str(
+    "SCHEDULER_DLQ_ARN",
+    f"arn:aws:sqs:{AWS_REGION}:123456789012:{TABLE_PREFIX}-dlq" if LOCAL_MODE else "",
+)
 # HTTP connections each AWS client keeps. A Lambda runs one invocation at a
 # time; the local mode runs many executor threads in one process.
 AWS_MAX_POOL_CONNECTIONS = env_int("AWS_MAX_POOL_CONNECTIONS", 64 if LOCAL_MODE else 10, minimum=1)

@@ -46,3 +46,12 @@ class Unavailable(DomainError):
 
 class SchedulingFailed(Unavailable):
     """The schedule could not be created; the task is stored as failed."""
+
+
+class ScheduleNotCreated(Unavailable):
+    """A schedule made before the write that needs it could not be made:
+    nothing was changed. `reason` says why, without the consequence."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -1,8 +1,12 @@
-"""The executor function's entry point: `tasks.executor.run_task`.
+"""The executor function's entry points: `tasks.executor.run_task`, and
+`tasks.executor.reconcile` (a rate schedule's, every 5 minutes).
 
 On AWS, EventBridge Scheduler invokes the executor Lambda with the schedule's
 Input, {"command": "tasks.executor.run_task", "task_id": ...}; Zappa's handler
-routes the command here. Delivery is at least once: the conditional claim in
+routes the command here. A recurring schedule's Input names the schedule and
+the time it fired for instead ({"schedule_id": ..., "scheduled_time": ...}):
+the occurrence's task is made first (once, however often it is delivered),
+then run as any task. Delivery is at least once: the conditional claim in
 services.running.task_claim makes a duplicate a no-op, or, while the task is running,
 a failed invocation that Lambda retries (see _run).
 """
@@ -92,10 +96,34 @@ def _hop(task_id: str, due_at: Any) -> bool:
     return True
 
 
+def reconcile(event: Any, context: Any = None) -> dict:
+    """Repair what a fault left (services/reconcile.py). The rate schedule
+    invokes it with {"command": "tasks.executor.reconcile"}."""
+    try:
+        from tasks.services.reconcile import tasks_reconcile
+
+        result = tasks_reconcile()
+    except TypeError as exc:  # see run_task: Zappa would call it again
+        logger.exception("reconcile failed")
+        raise ExecutorError(f"reconcile failed: {exc}") from None
+    logger.info("reconcile: %s", result.summary())
+    return {
+        "repaired": result.repaired,
+        "overdue": result.overdue,
+        "orphansDeleted": result.orphans_deleted,
+        "stuck": [task.id for task in result.stuck],
+        "errors": result.errors,
+    }
+
+
 def _run(event: Any) -> dict:
     from tasks import selectors
     from tasks.services import running
 
+    if isinstance(event, dict) and "schedule_id" in event:
+        event = _occurrence_event(event)
+        if event is None:
+            return {"taskId": None, "result": "ignored"}
     task_id = event.get("task_id") if isinstance(event, dict) else None
     if not isinstance(task_id, str) or not task_id:
         logger.error("executor event without a task_id: ignored")
@@ -126,12 +154,34 @@ def _run(event: Any) -> dict:
     return {"taskId": task_id, "result": task.status}
 
 
+def _occurrence_event(event: dict) -> dict | None:
+    """A recurring schedule's delivery as a task's: its occurrence's task
+    (made now, or found made by an earlier delivery), due at the time
+    EventBridge scheduled it for. None when there is nothing to run."""
+    from tasks.services import recurring
+
+    schedule_id = event.get("schedule_id")
+    if not isinstance(schedule_id, str) or not schedule_id:
+        logger.error("executor event with an empty schedule_id: ignored")
+        return None
+    problem = _signing_secret_problem()
+    if problem:
+        raise ExecutorError(problem)  # before making the occurrence (see _run)
+    task = recurring.occurrence_create(
+        schedule_id=schedule_id, scheduled_time=event.get("scheduled_time")
+    )
+    if task is None:
+        return None
+    return {"task_id": task.id, "due_at": task.due_at.isoformat(timespec="milliseconds")}
+
+
 def _running_message(task: Task) -> str:
     lease = task.lease_expires_at
     if task.is_stuck:
         return (
             f"task {task.id} is stuck running: its executor stopped before recording "
-            f"the outcome (lease lapsed {lease.isoformat()}); cancel or retry it"
+            f"the outcome (lease lapsed {lease.isoformat()}); {task.outcome_message}; "
+            "cancel or retry it"
         )
     until = f" until {lease.isoformat()}" if lease else ""
     return f"task {task.id} is running under another invocation{until}; retry later"

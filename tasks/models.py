@@ -20,7 +20,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from tasks import aws
@@ -44,9 +44,14 @@ class Outcome(StrEnum):
     SUCCESS = "success"
     RETRY = "retry"  # failed, another attempt is scheduled
     FAILURE = "failure"  # failed for good
+    # The executor died after the claim: recorded when an operator retries or
+    # cancels the stuck task. The request may or may not have gone out.
+    UNKNOWN = "unknown"
 
 
 STATUSES = tuple(Status)
+# A task's outcome when its executor died after claiming it (Task.outcome).
+OUTCOME_UNKNOWN = Outcome.UNKNOWN
 # The constant partition of the all-tasks index (see CreatedAtIndex).
 LISTING_ALL = "task"
 # The constant partition of the due index, set only on scheduled tasks (see
@@ -110,6 +115,18 @@ class CreatedAtIndex(GlobalSecondaryIndex):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
+class ScheduleOccurrenceIndex(GlobalSecondaryIndex):
+    """A recurring schedule's occurrences, newest first. Sparse: only
+    occurrence tasks have a schedule_id."""
+
+    class Meta:
+        index_name = "schedule_id-occurrence_at-index"
+        projection = AllProjection()
+
+    schedule_id = UnicodeAttribute(hash_key=True)
+    occurrence_at = UTCDateTimeAttribute(range_key=True)
+
+
 class AttemptRecord(MapAttribute):
     """One attempt of a task, as recorded in its history."""
 
@@ -153,6 +170,10 @@ class Task(Model):
     # sha256 of the create request when it carried an Idempotency-Key.
     request_fingerprint = UnicodeAttribute(null=True)
     created_by = UnicodeAttribute(null=True)
+    # On an occurrence of a recurring schedule: the schedule, and the time
+    # EventBridge scheduled it for (the task's id derives from both).
+    schedule_id = UnicodeAttribute(null=True)
+    occurrence_at = UTCDateTimeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
 
@@ -166,6 +187,23 @@ class Task(Model):
         )
 
     @property
+    def outcome(self) -> str | None:
+        """ "unknown" for a stuck task: its executor died after the claim, so
+        the request may or may not have gone out. None otherwise."""
+        return OUTCOME_UNKNOWN if self.is_stuck else None
+
+    @property
+    def outcome_message(self) -> str | None:
+        if not self.is_stuck:
+            return None
+        # The webhook-id header is the task id on every attempt
+        # (tasks/actions/webhook.py).
+        return (
+            "outcome unknown: the request may have gone out; "
+            f"webhook-id {self.id} lets the receiver deduplicate"
+        )
+
+    @property
     def commands(self) -> set[str]:
         """The operator commands its state allows now (the dashboard's buttons)."""
         return {t.name for t in OPERATOR_COMMANDS if t.allows(self)}
@@ -173,6 +211,7 @@ class Task(Model):
     status_run_at_index = StatusRunAtIndex()
     status_created_at_index = StatusCreatedAtIndex()
     created_at_index = CreatedAtIndex()
+    schedule_occurrence_index = ScheduleOccurrenceIndex()
 
 
 class ApiKey(Model):
@@ -202,7 +241,58 @@ class Operator(Model):
     locked_until = UTCDateTimeAttribute(null=True)
 
 
-MODELS = (Task, ApiKey, Operator)
+class ScheduleState(StrEnum):
+    """A recurring schedule's state (EventBridge's ENABLED / DISABLED)."""
+
+    ENABLED = "enabled"
+    PAUSED = "paused"
+
+
+# The constant partition of the all-schedules index.
+LISTING_SCHEDULES = "schedule"
+
+
+class ScheduleListingIndex(GlobalSecondaryIndex):
+    """All recurring schedules, newest first (one constant partition)."""
+
+    class Meta:
+        index_name = "listing-created_at-index"
+        projection = AllProjection()
+
+    listing = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class Schedule(Model):
+    """A recurring schedule: one EventBridge recurring schedule (named by the
+    id) makes an occurrence task at each time it fires."""
+
+    class Meta(_Meta):
+        table_name = settings.SCHEDULES_TABLE
+
+    id = UnicodeAttribute(hash_key=True)
+    action = UnicodeAttribute()
+    payload = JSONAttribute()
+    cron = UnicodeAttribute(null=True)  # the user's 5-field form, or
+    rate = UnicodeAttribute(null=True)  # "5 minutes"
+    expression = UnicodeAttribute()  # the EventBridge form: cron(...) or rate(...)
+    timezone = UnicodeAttribute()
+    state = UnicodeAttribute()  # a ScheduleState
+    max_attempts = NumberAttribute()
+    start_at = UTCDateTimeAttribute(null=True)
+    end_at = UTCDateTimeAttribute(null=True)
+    description = UnicodeAttribute(null=True)
+    # Bumped by every change: a change applies only to the version it read.
+    version = NumberAttribute(default=1)
+    listing = UnicodeAttribute(default=LISTING_SCHEDULES)
+    created_by = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+    listing_index = ScheduleListingIndex()
+
+
+MODELS = (Task, ApiKey, Operator, Schedule)
 
 
 def status_set(status: Status) -> list:
@@ -257,6 +347,25 @@ RECORD = Transition("record", (Status.RUNNING,), None)  # to completed, failed o
 CANCEL = Transition("cancel", (Status.SCHEDULED,), Status.CANCELLED, or_stuck=True)
 RUN_NOW = Transition("run_now", (Status.SCHEDULED,), Status.SCHEDULED)
 RETRY = Transition("retry", (Status.FAILED,), Status.SCHEDULED, or_stuck=True)
-OPERATOR_COMMANDS = (CANCEL, RUN_NOW, RETRY)
+# A new runAt for a task that has not run yet (or waits for a retry).
+RESCHEDULE = Transition("reschedule", (Status.SCHEDULED,), Status.SCHEDULED)
+OPERATOR_COMMANDS = (CANCEL, RUN_NOW, RETRY, RESCHEDULE)
 # A create retried after a 503: the stored task never ran (attempts == 0).
 RESUBMIT = Transition("resubmit", (Status.FAILED,), Status.SCHEDULED)
+
+
+@dataclass(frozen=True)
+class ScheduleTransition:
+    name: str
+    source: ScheduleState
+    target: ScheduleState
+
+    def allows(self, schedule: Schedule) -> bool:
+        return schedule.state == self.source
+
+    def condition(self):
+        return Schedule.state == self.source
+
+
+PAUSE = ScheduleTransition("pause", ScheduleState.ENABLED, ScheduleState.PAUSED)
+RESUME = ScheduleTransition("resume", ScheduleState.PAUSED, ScheduleState.ENABLED)

@@ -1,13 +1,25 @@
-"""Reads of tasks: one item, a page of a listing, the counts per status."""
+"""Reads of tasks (one item, a page of a listing, the counts per status) and
+of recurring schedules (one, a page, each one's last occurrence)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import islice
 
 from pynamodb.exceptions import DoesNotExist
 
 from tasks.errors import Invalid, NotFound
-from tasks.models import DUE_LISTING, LISTING_ALL, STATUSES, Status, Task
+from tasks.models import (
+    DUE_LISTING,
+    LISTING_ALL,
+    LISTING_SCHEDULES,
+    STATUSES,
+    Schedule,
+    ScheduleState,
+    Status,
+    Task,
+)
 from tasks.services.cursors import decode_cursor, encode_cursor, key_of
 
 ORDERS = ("newest", "due")
@@ -53,14 +65,24 @@ def task_list(
     order: str = "newest",
     limit: int = 20,
     cursor: str | None = None,
+    schedule_id: str | None = None,
 ) -> TaskPage:
     """One page of tasks, always a Query on an index (never a Scan).
 
     newest: createdAt descending. due: the scheduled tasks (the only ones
     that are due) by their next attempt, next due first; with another status,
-    that status newest first. The indexes hold keys only: the page's items are
-    read with one BatchGetItem.
+    that status newest first. With a schedule_id: that recurring schedule's
+    occurrences, newest first. The task indexes hold keys only: the page's
+    items are read with one BatchGetItem.
     """
+    if schedule_id is not None:
+        if status is not None or order != "newest":
+            raise Invalid.one(
+                ["query", "scheduleId"],
+                "scheduleId lists newest first, without a status",
+                "value_error",
+            )
+        return _page(Task.schedule_occurrence_index, schedule_id, False, limit, cursor)
     if status is not None and status not in STATUSES:
         raise Invalid.one(
             ["query", "status"], f"status must be one of {', '.join(STATUSES)}", "enum"
@@ -73,6 +95,10 @@ def task_list(
         index, hash_key, forward = Task.status_created_at_index, status, False
     else:
         index, hash_key, forward = Task.created_at_index, LISTING_ALL, False
+    return _page(index, hash_key, forward, limit, cursor)
+
+
+def _page(index, hash_key: str, forward: bool, limit: int, cursor: str | None) -> TaskPage:
     index_name = index.Meta.index_name
     start_key = decode_cursor(cursor, index_name, hash_key) if cursor else None
     # One item more than the page: whether there is a next page is known now,
@@ -130,3 +156,78 @@ def task_counts() -> dict[str, int]:
                 break
         counts[status] = min(count, COUNT_CAP + 1)
     return counts
+
+
+# --- recurring schedules -------------------------------------------------------------
+
+
+def schedule_get(*, schedule_id: str) -> Schedule:
+    try:
+        return Schedule.get(_known_schedule_id(schedule_id), consistent_read=True)
+    except DoesNotExist:
+        raise NotFound(f"schedule {schedule_id} not found") from None
+
+
+def schedule_get_if_exists(*, schedule_id: str) -> Schedule | None:
+    try:
+        return schedule_get(schedule_id=schedule_id)
+    except NotFound:
+        return None
+
+
+def _known_schedule_id(schedule_id: str) -> str:
+    try:
+        return known_task_id(schedule_id)  # the same form: uuid hex
+    except NotFound:
+        raise NotFound(f"schedule {schedule_id[:64]} not found") from None
+
+
+def schedule_list(*, limit: int = 20, cursor: str | None = None) -> TaskPage:
+    """One page of recurring schedules, newest first (items are Schedules)."""
+    return _page(Schedule.listing_index, LISTING_SCHEDULES, False, limit, cursor)
+
+
+NEXT_RUNS = 5
+
+
+def schedule_window(schedule: Schedule):
+    """Where the schedule may fire; a rate's rhythm starts at startAt, or at
+    the first whole minute after it was created."""
+    from tasks.recurrence import Window
+
+    anchor = schedule.start_at
+    if anchor is None and schedule.rate:
+        created = schedule.created_at
+        anchor = created.replace(second=0, microsecond=0)
+        if anchor < created:
+            anchor += timedelta(minutes=1)
+    return Window(start=schedule.start_at, end=schedule.end_at, anchor=anchor)
+
+
+def schedule_next_runs(
+    schedule: Schedule, *, count: int = NEXT_RUNS, after: datetime | None = None
+) -> list[datetime]:
+    """Its next `count` times (UTC), as EventBridge will fire them; none
+    while it is paused."""
+    from tasks.recurrence import fire_times
+
+    if schedule.state != ScheduleState.ENABLED:
+        return []
+    times = fire_times(
+        schedule.expression,
+        schedule.timezone,
+        after=after or datetime.now(UTC),
+        window=schedule_window(schedule),
+    )
+    return list(islice(times, count))
+
+
+def schedule_last_occurrences(*, schedule_ids: list[str]) -> dict[str, Task]:
+    """Each schedule's newest occurrence (a one-item Query per schedule)."""
+    found = {}
+    for schedule_id in schedule_ids:
+        for task in Task.schedule_occurrence_index.query(
+            schedule_id, scan_index_forward=False, limit=1, page_size=1
+        ):
+            found[schedule_id] = task
+    return found

@@ -1,4 +1,4 @@
-# The three tables of tasks/models.py, key for key and index for index
+# The four tables of tasks/models.py, key for key and index for index
 # (tests/test_terraform.py compares them with the PynamoDB models). No TTL:
 # the models keep every task and key until someone deletes them.
 
@@ -33,6 +33,14 @@ resource "aws_dynamodb_table" "tasks" {
     name = "listing"
     type = "S"
   }
+  attribute {
+    name = "schedule_id"
+    type = "S"
+  }
+  attribute {
+    name = "occurrence_at"
+    type = "S"
+  }
 
   # Keys only: a listing reads its page with BatchGetItem, and a write to a
   # task touches an index only when it changes that index's key.
@@ -60,6 +68,15 @@ resource "aws_dynamodb_table" "tasks" {
     hash_key        = "listing"
     range_key       = "created_at"
     projection_type = "KEYS_ONLY"
+  }
+
+  # A recurring schedule's occurrences, newest first. Sparse: only the
+  # occurrence tasks have a schedule_id.
+  global_secondary_index {
+    name            = "schedule_id-occurrence_at-index"
+    hash_key        = "schedule_id"
+    range_key       = "occurrence_at"
+    projection_type = "ALL"
   }
 
   point_in_time_recovery {
@@ -102,6 +119,43 @@ resource "aws_dynamodb_table" "operators" {
   attribute {
     name = "username"
     type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}
+
+resource "aws_dynamodb_table" "schedules" {
+  # checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key (aws/dynamodb); see the tasks table.
+  name                        = "${local.prefix}-schedules"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "id"
+  deletion_protection_enabled = local.deletion_protection
+
+  attribute {
+    name = "id"
+    type = "S"
+  }
+  attribute {
+    name = "listing"
+    type = "S"
+  }
+  attribute {
+    name = "created_at"
+    type = "S"
+  }
+
+  # All recurring schedules, newest first (one constant partition, "schedule").
+  global_secondary_index {
+    name            = "listing-created_at-index"
+    hash_key        = "listing"
+    range_key       = "created_at"
+    projection_type = "ALL"
   }
 
   point_in_time_recovery {

@@ -98,7 +98,23 @@ data "aws_iam_policy_document" "web" {
       "${aws_dynamodb_table.tasks.arn}/index/due-due_at-index",
       "${aws_dynamodb_table.tasks.arn}/index/status-created_at-index",
       "${aws_dynamodb_table.tasks.arn}/index/listing-created_at-index",
+      "${aws_dynamodb_table.tasks.arn}/index/schedule_id-occurrence_at-index",
     ]
+  }
+
+  # Recurring schedules: create, read, change (pause, resume), delete, list.
+  statement {
+    sid = "RecurringSchedules"
+    actions = [
+      "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+    ]
+    resources = [aws_dynamodb_table.schedules.arn]
+  }
+
+  statement {
+    sid       = "RecurringScheduleIndexes"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.schedules.arn}/index/listing-created_at-index"]
   }
 
   # Authenticating a request is one GetItem; the dashboard creates, lists
@@ -116,10 +132,12 @@ data "aws_iam_policy_document" "web" {
     resources = [aws_dynamodb_table.operators.arn]
   }
 
-  # Create a task's schedule; delete it on cancel and run-now.
+  # Create a task's schedule; delete it on cancel and run-now. A recurring
+  # schedule's is created, replaced whole (UpdateSchedule: a change, pause,
+  # resume) and deleted.
   statement {
     sid       = "Schedules"
-    actions   = ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"]
+    actions   = ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"]
     resources = [local.schedule_arn_pattern]
   }
 
@@ -141,6 +159,21 @@ data "aws_iam_policy_document" "web" {
     sid       = "HopQueue"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.hop.arn]
+  }
+
+  # The Dead letters page and API: find the queue, read it (received
+  # messages are released again at once), count it, delete what was
+  # replayed or discarded.
+  statement {
+    sid = "DeadLetters"
+    actions = [
+      "sqs:GetQueueUrl",
+      "sqs:ReceiveMessage",
+      "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes",
+      "sqs:DeleteMessage",
+    ]
+    resources = [aws_sqs_queue.scheduler_dlq.arn]
   }
 
   # For API Gateway, which invokes the function with this role (see above).
@@ -187,19 +220,45 @@ data "aws_iam_policy_document" "executor_trust" {
 data "aws_iam_policy_document" "executor" {
   # Claim (a conditional UpdateItem that returns the task), record the
   # attempt, mark a task whose retry could not be scheduled failed; and, only
-  # when a claim fails, read whether the task is running (GetItem).
+  # when a claim fails, read whether the task is running (GetItem; reconcile
+  # too, before it deletes a schedule that looks orphaned). A recurring
+  # schedule's occurrence is a conditional PutItem.
   statement {
     sid       = "Tasks"
-    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]
+    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"]
     resources = [aws_dynamodb_table.tasks.arn]
   }
 
-  # A retryable failure gets a new one-time schedule; fired schedules delete
-  # themselves (ActionAfterCompletion DELETE), so no DeleteSchedule.
+  # A recurring schedule's delivery reads the schedule (its action, payload
+  # and state) before making the occurrence.
   statement {
-    sid       = "RetrySchedules"
-    actions   = ["scheduler:CreateSchedule"]
+    sid       = "RecurringSchedules"
+    actions   = ["dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.schedules.arn]
+  }
+
+  # A retryable failure gets a new one-time schedule; fired schedules delete
+  # themselves (ActionAfterCompletion DELETE). Reconcile (every 5 minutes)
+  # makes a lost schedule again and deletes orphan ones.
+  statement {
+    sid       = "Schedules"
+    actions   = ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"]
     resources = [local.schedule_arn_pattern]
+  }
+
+  # Reconcile lists the group's schedules (the GroupName parameter scopes
+  # what it returns; see RESOURCE_STAR_JUSTIFIED in tests/test_terraform.py).
+  statement {
+    sid       = "ListSchedules"
+    actions   = ["scheduler:ListSchedules"]
+    resources = ["*"]
+  }
+
+  # Reconcile reads the scheduled and the running tasks.
+  statement {
+    sid       = "TaskIndexes"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.tasks.arn}/index/status-created_at-index"]
   }
 
   statement {

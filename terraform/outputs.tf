@@ -37,7 +37,7 @@ output "executor_function_arn" {
 }
 
 output "table_prefix" {
-  description = "SCHEDULER_TABLE_PREFIX: the tables are <prefix>-tasks, <prefix>-api-keys, <prefix>-operators."
+  description = "SCHEDULER_TABLE_PREFIX: the tables are <prefix>-tasks, <prefix>-api-keys, <prefix>-operators, <prefix>-schedules."
   value       = local.prefix
 }
 
@@ -69,6 +69,16 @@ output "operators_table_name" {
 output "operators_table_arn" {
   description = "The dashboard operators table."
   value       = aws_dynamodb_table.operators.arn
+}
+
+output "schedules_table_name" {
+  description = "SCHEDULES_TABLE."
+  value       = aws_dynamodb_table.schedules.name
+}
+
+output "schedules_table_arn" {
+  description = "The recurring schedules table."
+  value       = aws_dynamodb_table.schedules.arn
 }
 
 output "schedule_group_name" {
@@ -108,6 +118,7 @@ output "zappa_environment_variables" {
     TASKS_TABLE            = aws_dynamodb_table.tasks.name
     API_KEYS_TABLE         = aws_dynamodb_table.api_keys.name
     OPERATORS_TABLE        = aws_dynamodb_table.operators.name
+    SCHEDULES_TABLE        = aws_dynamodb_table.schedules.name
     SCHEDULER_GROUP_NAME   = aws_scheduler_schedule_group.tasks.name
     EXECUTOR_FUNCTION_ARN  = local.executor_function_arn
     SCHEDULER_ROLE_ARN     = aws_iam_role.scheduler.arn

@@ -60,3 +60,32 @@ resource "aws_cloudwatch_metric_alarm" "scheduler_dlq_not_empty" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = var.alarm_actions
 }
+
+# Every 5 minutes the executor repairs what a fault left behind
+# (tasks.executor.reconcile, see docs/infrastructure.md for its cost): a
+# scheduled task without its schedule gets it back, orphan schedules are
+# deleted, stuck tasks are logged. In the tasks' group, so the scheduler
+# role's trust (this group only) covers it; its name is not a task's
+# schedule name, so reconcile leaves it alone.
+resource "aws_scheduler_schedule" "reconcile" {
+  # checkov:skip=CKV_AWS_297:The schedule's input is a fixed command name with no data in it; EventBridge Scheduler encrypts it with an AWS owned key already, and a customer managed key would cost per month and need a key policy for the scheduler.
+  name                = "${local.prefix}-reconcile"
+  group_name          = aws_scheduler_schedule_group.tasks.name
+  description         = "Repairs tasks and schedules a fault left behind (tasks.executor.reconcile)."
+  schedule_expression = "rate(5 minutes)"
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = local.executor_function_arn
+    role_arn = aws_iam_role.scheduler.arn
+    input    = jsonencode({ command = "tasks.executor.reconcile" })
+
+    # A missed run is made up by the next one, 5 minutes later.
+    retry_policy {
+      maximum_retry_attempts = 0
+    }
+  }
+}

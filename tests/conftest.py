@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from moto import mock_aws
 
-from tasks import scheduler
+from tasks import queues, scheduler
 from tasks.models import MODELS
 from tasks.services import access
 from tests.factories import PASSWORD, log_in
@@ -22,6 +22,8 @@ def _reset_connections() -> None:
     for model in MODELS:
         model._connection = None
     scheduler.client.cache_clear()
+    queues.client.cache_clear()
+    queues.queue_url.cache_clear()
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ def test_it_creates_a_task(api, settings):
         "attempts",
         "maxAttempts",
         "error",
+        "outcome",
         "nextAttemptAt",
         "createdAt",
         "updatedAt",

@@ -62,6 +62,7 @@ def test_it_creates_the_tables_and_is_safe_to_run_again(no_tables, settings):
         f"{settings.TASKS_TABLE}: created",
         f"{settings.API_KEYS_TABLE}: created",
         f"{settings.OPERATORS_TABLE}: created",
+        f"{settings.SCHEDULES_TABLE}: created",
     ]
     assert all(model.exists() for model in MODELS)
     indexes = {
@@ -72,6 +73,7 @@ def test_it_creates_the_tables_and_is_safe_to_run_again(no_tables, settings):
         "due-due_at-index",
         "status-created_at-index",
         "listing-created_at-index",
+        "schedule_id-occurrence_at-index",
     }
     _record, _raw = access.apikey_create(name="kept")
 
@@ -80,6 +82,7 @@ def test_it_creates_the_tables_and_is_safe_to_run_again(no_tables, settings):
         f"{settings.TASKS_TABLE}: exists",
         f"{settings.API_KEYS_TABLE}: exists",
         f"{settings.OPERATORS_TABLE}: exists",
+        f"{settings.SCHEDULES_TABLE}: exists",
     ]
     assert [key.name for key in ApiKey.scan()] == ["kept"]
 
@@ -140,10 +143,10 @@ def test_its_commands_work_from_the_shell(atomic_aws, client):
         model.delete_table()
     created = manage(atomic_aws, "createtables")
     assert created.returncode == 0, created.stderr
-    assert created.stdout.count(": created") == 3
+    assert created.stdout.count(": created") == 4
     again = manage(atomic_aws, "createtables")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count(": exists") == 3
+    assert again.stdout.count(": exists") == 4
 
     made = manage(atomic_aws, "createapikey", "shell user")
     assert made.returncode == 0, made.stderr

@@ -18,12 +18,24 @@ from typing import Any
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Cloud metadata endpoints, refused even when private networks are allowed.
+# Cloud metadata endpoints, refused even when private networks are allowed:
+# AWS (and Azure, GCP, DigitalOcean...), ECS task metadata, AWS over IPv6,
+# Alibaba Cloud, Oracle Cloud.
 METADATA_ADDRESSES = {
     ipaddress.ip_address("169.254.169.254"),
     ipaddress.ip_address("169.254.170.2"),
     ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),
+    ipaddress.ip_address("192.0.0.192"),
 }
+
+_WELL_KNOWN_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215, local use
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT
+# RFC 6052 2.2: where an IPv4 address sits in an IPv6 address, by the length
+# of the NAT64 prefix (byte ranges; byte 8 is always skipped).
+_RFC6052_SLICES = {48: (6, 8, 9, 11), 56: (7, 8, 9, 12), 64: (9, 13, 0, 0), 96: (12, 16, 0, 0)}
 
 
 class ConnectError(OSError):
@@ -35,13 +47,37 @@ class BlockedAddressError(ConnectError):
 
 
 def refusal_reason(address: IPAddress, *, allow_private: bool) -> str | None:
-    """Why a webhook may not connect to this address, or None if it may."""
+    """Why a webhook may not connect to this address, or None if it may.
+
+    An IPv6 address that carries an IPv4 address (IPv4-mapped, -compatible
+    or -translated, 6to4, Teredo, NAT64, ISATAP) is refused if what it carries
+    is, in every mode: 6to4, Teredo and NAT64 gateways deliver to it. Loopback
+    and private addresses are allowed only with allow_private (local
+    development); metadata, link-local, site-local, multicast and unspecified
+    addresses never."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
+    carried = embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else []
+    # First what is refused in every mode (metadata says more than "a private
+    # address"), then the address itself, then what it carries, in this mode.
+    for kind, ipv4 in carried:
+        if reason := refusal_reason(ipv4, allow_private=True):
+            return f"{reason} ({ipv4}, carried in {kind} address)"
+    if reason := _own_refusal_reason(address, allow_private=allow_private):
+        return reason
+    for kind, ipv4 in carried:
+        if reason := refusal_reason(ipv4, allow_private=allow_private):
+            return f"{reason} ({ipv4}, carried in {kind} address)"
+    return None
+
+
+def _own_refusal_reason(address: IPAddress, *, allow_private: bool) -> str | None:
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
     if address.is_link_local:
         return "a link-local address"
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return "a site-local address (fec0::/10, deprecated)"
     if address.is_multicast:
         return "a multicast address"
     if address.is_unspecified:
@@ -55,6 +91,37 @@ def refusal_reason(address: IPAddress, *, allow_private: bool) -> str | None:
     if address.is_reserved or not address.is_global:
         return "a reserved address"
     return None
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """The IPv4 addresses an IPv6 address carries, by transition mechanism.
+    For the local-use NAT64 prefix, whose length the network chooses, every
+    place RFC 6052 allows."""
+    found: list[tuple[str, ipaddress.IPv4Address]] = []
+    packed = address.packed
+    if address.sixtofour:
+        found.append(("a 6to4", address.sixtofour))
+    if address.teredo:
+        server, client = address.teredo
+        found += [("a Teredo", server), ("a Teredo", client)]
+    if address in _WELL_KNOWN_NAT64:
+        found.append(("a NAT64", ipaddress.IPv4Address(packed[12:])))
+    if address in _LOCAL_NAT64:
+        for a, b, c, d in _RFC6052_SLICES.values():
+            # Only where the rest of the address is as RFC 6052 leaves it:
+            # zero after the IPv4 address, and in byte 8.
+            end = max(b, d)
+            if packed[8] == 0 and not any(packed[end:]):
+                carried = ipaddress.IPv4Address(packed[a:b] + packed[c:d])
+                if not carried.is_unspecified:
+                    found.append(("a NAT64", carried))
+    if address in _IPV4_COMPATIBLE and int(address) > 1:  # not :: or ::1
+        found.append(("an IPv4-compatible", ipaddress.IPv4Address(packed[12:])))
+    if address in _IPV4_TRANSLATED:
+        found.append(("an IPv4-translated", ipaddress.IPv4Address(packed[12:])))
+    if packed[8:12] in (b"\x00\x00\x5e\xfe", b"\x02\x00\x5e\xfe"):
+        found.append(("an ISATAP", ipaddress.IPv4Address(packed[12:])))
+    return found
 
 
 def guarded_connection(

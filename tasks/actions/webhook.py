@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,12 +15,9 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from tasks.actions import DeliveryResult, TransportError
-from tasks.actions.netguard import (
-    BlockedAddressError,
-    ConnectError,
-    connection_class,
-    refusal_reason,
-)
+from tasks.actions.limits import json_problem
+from tasks.actions.netguard import BlockedAddressError, ConnectError, connection_class
+from tasks.actions.webhook_rules import MAX_URL_CHARS, headers_problem, normalise_url
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -30,67 +25,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 500
-MAX_HEADERS = 20
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
-# Set by the scheduler itself; a task may not override them.
-RESERVED_HEADERS = {
-    "host",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "user-agent",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-}
-
 
 Method = Literal["POST", "PUT", "PATCH", "DELETE"]
 METHODS: tuple[str, ...] = get_args(Method)
-
-
-MAX_URL_CHARS = 2048
-
-
-def url_problem(url: str) -> str | None:
-    """Why a webhook URL is refused, or None. A host name passes here: its
-    addresses are checked when the webhook connects (netguard)."""
-    try:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            return "url must start with http:// or https://"
-        if not parts.hostname:
-            return "url must have a host"
-        if parts.username or parts.password:
-            return "url must not carry credentials; use headers"
-        try:
-            _ = parts.port  # raises for a port out of range or not a number
-        except ValueError:
-            return "url has an invalid port"
-    except ValueError as exc:  # e.g. an unclosed [IPv6 literal
-        return str(exc)
-    try:
-        address = ipaddress.ip_address(parts.hostname)
-    except ValueError:
-        return None
-    reason = refusal_reason(address, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
-    if reason:
-        return f"url points to {reason}, which webhooks may not reach"
-    return None
-
-
-def headers_problem(headers: dict[str, str]) -> str | None:
-    if len(headers) > MAX_HEADERS:
-        return f"at most {MAX_HEADERS} headers"
-    for name, value in headers.items():
-        if not _TOKEN.match(name):
-            return f"invalid header name {name!r}"
-        if name.lower() in RESERVED_HEADERS:
-            return f"header {name!r} is set by the scheduler"
-        if "\r" in value or "\n" in value or len(value) > 4096:
-            return f"invalid value for header {name!r}"
-    return None
 
 
 @dataclass(frozen=True)
@@ -105,18 +42,23 @@ class WebhookSpec:
     @classmethod
     def from_stored(cls, payload: Any) -> WebhookSpec:
         """Check a stored payload against today's rules (the same checks as
-        WebhookPayload's, without pydantic); ValueError lists what fails."""
+        WebhookPayload's and the service's, without pydantic); ValueError
+        lists what fails. The URL comes back normalised, as the API stores
+        it (a no-op for a URL the API stored)."""
         if not isinstance(payload, dict):
             raise ValueError("payload must be an object")
         problems = []
         unknown = sorted(set(payload) - {"url", "method", "headers", "data"})
         if unknown:
-            problems.append(f"unexpected fields {', '.join(unknown)}")
+            problems.append(f"unexpected fields {', '.join(map(ascii, unknown))}")
         url = payload.get("url")
         if not isinstance(url, str) or len(url) > MAX_URL_CHARS:
             problems.append(f"url must be a string of at most {MAX_URL_CHARS} characters")
-        elif problem := url_problem(url):
-            problems.append(problem)
+        else:
+            try:
+                url = normalise_url(url)
+            except ValueError as exc:
+                problems.append(str(exc))
         method = payload.get("method", "POST")
         method = method.upper() if isinstance(method, str) else method
         if method not in METHODS:
@@ -128,9 +70,12 @@ class WebhookSpec:
             problems.append("headers must map names to strings")
         elif problem := headers_problem(headers):
             problems.append(problem)
+        data = payload.get("data")
+        if problem := json_problem(data, allow_nan=False):
+            problems.append(problem)
         if problems:
             raise ValueError("; ".join(problems))
-        return cls(url=url, method=method, headers=headers, data=payload.get("data"))
+        return cls(url=url, method=method, headers=headers, data=data)
 
 
 @cache

@@ -26,6 +26,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from tasks.localmode import sqsstate
+
 logger = logging.getLogger("localmode.aws")
 
 READ_ONLY_TARGETS = (
@@ -45,43 +47,17 @@ def _backends() -> tuple[Any, Any]:
     return dynamodb_backends, scheduler_backends
 
 
-def _sqs_snapshot() -> dict:
-    # A moto Queue holds a lock (not picklable): keep each queue's name,
-    # visibility timeout and messages, and make the queue again on restore.
-    from moto.sqs.models import sqs_backends
-
-    state: dict = {}
-    for account, regions in sqs_backends.items():
-        for region, backend in regions.items():
-            state[(account, region)] = {
-                name: (queue.visibility_timeout, list(queue._messages))
-                for name, queue in backend.queues.items()
-            }
-    return state
-
-
-def _sqs_restore(state: dict) -> None:
-    from moto.sqs.models import sqs_backends
-
-    for (account, region), queues in state.items():
-        backend = sqs_backends[account][region]
-        for name, (visibility_timeout, messages) in queues.items():
-            queue = backend.create_queue(name, VisibilityTimeout=str(visibility_timeout))
-            for message in messages:
-                message.visible_at = 0.0  # in flight when stopped: visible again
-            queue._messages = messages
-
-
 def snapshot() -> bytes:
     """Pickle every account's and region's tables, schedules and queues."""
     dynamodb, scheduler = _backends()
-    state: dict = {"dynamodb": {}, "scheduler": {}, "sqs": _sqs_snapshot()}
+    state: dict = {"dynamodb": {}, "scheduler": {}}
     for account, regions in dynamodb.items():
         for region, backend in regions.items():
             state["dynamodb"][(account, region)] = backend.tables
     for account, regions in scheduler.items():
         for region, backend in regions.items():
             state["scheduler"][(account, region)] = (backend.schedules, backend.schedule_groups)
+    state["sqs"] = sqsstate.sqs_state()  # the dead-letter and hop queues
     return pickle.dumps(state)
 
 
@@ -94,7 +70,7 @@ def restore(blob: bytes) -> None:
         backend = scheduler[account][region]
         backend.schedules = schedules
         backend.schedule_groups = groups
-    _sqs_restore(state.get("sqs", {}))
+    sqsstate.restore_sqs(state.get("sqs", {}))
 
 
 class AtomicPersistentApp:

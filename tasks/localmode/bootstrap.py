@@ -26,6 +26,13 @@ def ensure_schedule_group() -> None:
         client.create_schedule_group(Name=settings.SCHEDULE_GROUP)
 
 
+def ensure_dead_letter_queue() -> None:
+    """The local dead-letter queue (moto's SQS on the local endpoint)."""
+    from tasks.localmode.deadletters import ensure_queue
+
+    ensure_queue()
+
+
 def ensure_credentials(data_dir: Path) -> dict:
     """The dev login and API key; created once, then read back."""
     path = data_dir / "credentials.json"
@@ -48,4 +55,5 @@ def ensure_credentials(data_dir: Path) -> dict:
 def bootstrap(data_dir: Path) -> dict:
     call_command("createtables", verbosity=0)
     ensure_schedule_group()
+    ensure_dead_letter_queue()
     return ensure_credentials(data_dir)

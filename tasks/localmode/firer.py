@@ -3,10 +3,12 @@
 It reads the schedules the app created through the same boto3 'scheduler'
 API the app uses on AWS, and at each schedule's time invokes the executor
 with the schedule's Target Input, as Lambda would, in a bounded worker pool.
-After a schedule fires it is deleted (ActionAfterCompletion DELETE). It fires
-at the scheduled second, or with SCHEDULER_LOCAL_PRECISION=minute anywhere
-in its minute as EventBridge may (localmode/precision.py); schedules
-that came due while nothing was running fire as soon as it starts.
+After a schedule fires it is deleted (ActionAfterCompletion DELETE); a
+recurring one (cron/rate, see localmode/recurrence.py) is armed again for its
+next time. A one-time schedule fires at its second, or with
+SCHEDULER_LOCAL_PRECISION=minute anywhere in its minute as EventBridge may
+(localmode/precision.py); schedules that came due while nothing was running
+fire as soon as it starts (a recurring one: its most recent missed time, once).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.localmode import precision
+from tasks.localmode import precision, recurrence
 from tasks.localmode.invokers import ThreadInvoker, invoke_command
 from tasks.models import CLAIM_EARLY_SECONDS
 
@@ -33,6 +35,9 @@ DELETE_DELAY_SECONDS = 1.0
 # second at which fired invocations are due.
 CROWD_QUIET_BEFORE = 0.3
 CROWD_QUIET_AFTER = 0.5
+# A recurring schedule's invocation makes its occurrence's task (two more
+# requests) before the claim: it starts this much earlier still.
+RECURRING_EXTRA_LEAD = 0.25
 
 
 @dataclass(order=True)
@@ -43,6 +48,8 @@ class Due:
     event: dict = field(compare=False)
     delete_after: bool = field(compare=False)
     retries: int = field(compare=False)
+    # A recurring schedule's GetSchedule answer: to arm it again after firing.
+    recurring: dict | None = field(compare=False, default=None)
 
 
 def parse_at(expression: str, timezone: str | None) -> float:
@@ -88,6 +95,13 @@ class Firer:
         self.fired: set[str] = set()
         self.delete_after: dict[str, bool] = {}
         self.fired_at: set[float] = set()
+        # The one armed Due per schedule (older ones, from before it changed,
+        # are dropped when they come up), and each recurring schedule's
+        # LastModificationDate as read and as listed: a changed one is read
+        # again. (One-time schedules are never changed: a retry is a new one.)
+        self.armed: dict[str, Due] = {}
+        self.read_modified: dict[str, Any] = {}
+        self.listed_modified: dict[str, Any] = {}
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="firer", daemon=True)
         self.deletions: queue.Queue = queue.Queue()
@@ -118,7 +132,11 @@ class Firer:
             try:
                 while True:
                     page = self.client.list_schedules(**kwargs)
-                    names.update(s["Name"] for s in page.get("Schedules", []))
+                    for summary in page.get("Schedules", []):
+                        names.add(summary["Name"])
+                        if summary["Name"] in self.read_modified:
+                            modified = summary.get("LastModificationDate")
+                            self.listed_modified[summary["Name"]] = modified
                     if not page.get("NextToken"):
                         return names
                     kwargs["NextToken"] = page["NextToken"]
@@ -134,13 +152,24 @@ class Firer:
             schedule = self.client.get_schedule(Name=name, GroupName=self.group)
         except self.client.exceptions.ResourceNotFoundException:
             return None
-        try:
-            at = parse_at(
-                schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone")
+        recurring = recurrence.is_recurring(schedule["ScheduleExpression"])
+        if recurring:
+            self.read_modified[name] = self.listed_modified[name] = schedule.get(
+                "LastModificationDate"
             )
-            # SCHEDULER_LOCAL_PRECISION=minute: anywhere in its minute.
-            at = precision.fire_at(at)
-            event = json.loads(schedule["Target"].get("Input") or "{}")
+        try:
+            if recurring:
+                when = recurrence.first_fire(schedule, now=datetime.now(UTC))
+                if when is None:
+                    return None  # ended (EndDate)
+                at, event = when.timestamp(), recurrence.event(schedule, when)
+            else:
+                at = parse_at(
+                    schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone")
+                )
+                # SCHEDULER_LOCAL_PRECISION=minute: anywhere in its minute.
+                at = precision.fire_at(at)
+                event = json.loads(schedule["Target"].get("Input") or "{}")
         except (ValueError, KeyError) as exc:
             logger.warning("schedule %s skipped: %s", name, exc)
             return None
@@ -152,20 +181,55 @@ class Firer:
             event=event,
             delete_after=schedule.get("ActionAfterCompletion") == "DELETE",
             retries=retries,
+            recurring=schedule if recurring else None,
         )
 
     def poll(self) -> None:
         names = self._list_names()
-        new = [due for name in names - self.known - self.fired if (due := self._read(name))]
+        changed = {
+            name
+            for name, modified in self.read_modified.items()
+            if name in names and self.listed_modified.get(name) != modified
+        }
+        to_read = (names - self.known - self.fired) | changed
+        new = [due for name in to_read if (due := self._read(name))]
         for due in new:
             self.crowd[int(due.at)] += 1
         for due in new:
-            lead = self.lead_base + self.lead_per_task * self.crowd[int(due.at)]
-            due.start = due.at - min(lead, self.max_lead)
-            heapq.heappush(self.heap, due)
+            self._arm(due)
         # A schedule deleted before it fired (a cancel) is dropped.
         self.known = names
         self.fired &= names
+        for kept in (self.armed, self.read_modified, self.listed_modified):
+            for name in [n for n in kept if n not in names]:
+                del kept[name]
+
+    def _arm(self, due: Due) -> None:
+        lead = self.lead_base + self.lead_per_task * self.crowd[int(due.at)]
+        if due.recurring is not None:
+            # The executor first reads the schedule and puts the occurrence.
+            lead += RECURRING_EXTRA_LEAD
+        due.start = due.at - min(lead, self.max_lead)
+        self.armed[due.name] = due
+        heapq.heappush(self.heap, due)
+
+    def _rearm(self, due: Due) -> None:
+        """A recurring schedule, fired: armed again for its next time."""
+        when = recurrence.next_fire(due.recurring, after=datetime.fromtimestamp(due.at, UTC))
+        if when is None:
+            return
+        at = when.timestamp()
+        self.crowd[int(at)] += 1
+        again = Due(
+            start=at,
+            at=at,
+            name=due.name,
+            event=recurrence.event(due.recurring, when),
+            delete_after=False,
+            retries=due.retries,
+            recurring=due.recurring,
+        )
+        self._arm(again)
 
     # --- firing ---------------------------------------------------------------
 
@@ -199,8 +263,13 @@ class Firer:
         jobs = []
         while self.heap and self.heap[0].start <= now:
             due = heapq.heappop(self.heap)
-            if due.name not in self.known:
-                continue
+            if due.name not in self.known or self.armed.get(due.name, due) is not due:
+                continue  # deleted, paused, or changed since it was armed
+            if due.recurring is not None:
+                try:
+                    self._rearm(due)
+                except Exception:  # never let one schedule stop the firing
+                    logger.exception("schedule %s: could not arm it again", due.name)
             self.fired.add(due.name)
             self.delete_after[due.name] = due.delete_after
             logger.debug("firing %s (due %.3f, %.3f s ahead)", due.name, due.at, due.at - now)

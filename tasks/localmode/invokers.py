@@ -13,6 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from tasks.localmode.deadletters import dead_letter
+
 logger = logging.getLogger("localmode.invoke")
 
 Done = Callable[[str], None]
@@ -55,14 +57,17 @@ def invoke_with_retries(
 ) -> None:
     """One invocation, retried like the schedule's RetryPolicy says."""
     logger.debug("invoking %s at %.3f", name, time.time())
+    error: Exception | None = None
     for attempt in range(retries + 1):
         try:
             invoke(dict(event), LambdaContext(f"local-executor:{name}", timeout))
             return
-        except Exception:
+        except Exception as exc:
+            error = exc
             logger.exception("invocation of schedule %s failed (try %s)", name, attempt + 1)
             time.sleep(min(2**attempt, 10))
-    logger.error("schedule %s: retries exhausted (on AWS: to the dead-letter queue)", name)
+    logger.error("schedule %s: retries exhausted: to the dead-letter queue", name)
+    dead_letter(name, event, error)
 
 
 class ThreadInvoker:

@@ -35,9 +35,14 @@ POLLERS = 5
 
 def ensure_queue(client: Any, name: str, visibility_timeout: int) -> tuple[str, str]:
     """The queue's URL and ARN, creating it if needed."""
-    url = client.create_queue(
-        QueueName=name, Attributes={"VisibilityTimeout": str(visibility_timeout)}
-    )["QueueUrl"]
+    try:
+        # Restored from the state file (without its attributes), or made now.
+        url = client.get_queue_url(QueueName=name)["QueueUrl"]
+    except client.exceptions.QueueDoesNotExist:
+        url = client.create_queue(QueueName=name)["QueueUrl"]
+    client.set_queue_attributes(
+        QueueUrl=url, Attributes={"VisibilityTimeout": str(visibility_timeout)}
+    )
     arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]

@@ -1,18 +1,20 @@
-"""Opaque list cursors: DynamoDB's LastEvaluatedKey, tied to its index."""
+"""Opaque list cursors: DynamoDB's LastEvaluatedKey, tied to its index and
+signed, so that a client can neither forge one nor bring one from elsewhere."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+from django.core import signing
 
 from tasks.errors import InvalidCursor
+
+_SALT = "tasks.cursor"
 
 # index -> (its partition key attribute, every attribute of its keys)
 _KEYS = {
     "due-due_at-index": ("due_listing", {"id", "due_listing", "due_at"}),
     "status-created_at-index": ("status", {"id", "status", "created_at"}),
     "listing-created_at-index": ("listing", {"id", "listing", "created_at"}),
+    "schedule_id-occurrence_at-index": ("schedule_id", {"id", "schedule_id", "occurrence_at"}),
 }
 
 
@@ -26,17 +28,17 @@ def key_of(item, index_name: str) -> dict:
 
 
 def encode_cursor(key: dict, index_name: str) -> str:
-    raw = json.dumps({"i": index_name, "k": key}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """A cursor signed with the SECRET_KEY (django.core.signing): one the
+    server did not make, or made under another key, is refused."""
+    return signing.dumps({"i": index_name, "k": key}, salt=_SALT, compress=True)
 
 
 def decode_cursor(cursor: str, index_name: str, hash_value: str) -> dict:
-    """The key a cursor carries; InvalidCursor unless it is well formed and
-    was made for the same listing (status filter and order)."""
+    """The key a cursor carries; InvalidCursor unless this server signed it
+    and it was made for the same listing (status filter and order)."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        data = signing.loads(cursor, salt=_SALT)
+    except (signing.BadSignature, ValueError, UnicodeDecodeError):
         raise InvalidCursor("invalid cursor") from None
     if not isinstance(data, dict) or data.get("i") != index_name:
         raise InvalidCursor("cursor does not belong to this listing")

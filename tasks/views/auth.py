@@ -13,6 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import rotate_token
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -156,4 +157,8 @@ def render_page(
     logged in). One-time messages are django.contrib.messages'; a poll's
     fragment does not show them, so it leaves them for the next page."""
     context = {"operator": getattr(request, "operator", None), **(context or {})}
-    return render(request, template, context, status=status)
+    content = render_to_string(template, context, request)
+    # A lone surrogate in a stored task (accepted before the payload rules
+    # refused them) cannot be encoded as UTF-8: show it escaped, as \ud800,
+    # rather than fail the page.
+    return HttpResponse(content.encode("utf-8", "backslashreplace"), status=status)

@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from tasks import selectors
-from tasks.errors import Conflict, Invalid, InvalidCursor, NotFound, SchedulingFailed
-from tasks.forms import TaskForm
+from tasks.errors import Conflict, Invalid, InvalidCursor, NotFound, Unavailable
+from tasks.forms import RescheduleForm, TaskForm
 from tasks.models import STATUSES, Status, Task
 from tasks.schemas import REDACTED, public_payload
 from tasks.services import commands, creation
@@ -120,12 +120,20 @@ def task_detail(request: HttpRequest, task_id: str) -> HttpResponse:
         return render_page(request, "tasks/not_found.html", {"task_id": task_id[:64]}, 404)
     context = {
         "task": task,
+        "reschedule_form": _reschedule_form(request, task),
         "payload_json": json.dumps(public_payload(task.payload), indent=2, ensure_ascii=False),
         "attempts": list(reversed(task.attempt_history or [])),
         "poll_seconds": _detail_poll_seconds(task),
     }
     template = "tasks/_task_detail_live.html" if _is_htmx(request) else "tasks/task_detail.html"
     return render_page(request, template, context)
+
+
+def _reschedule_form(request: HttpRequest, task: Task) -> RescheduleForm:
+    """Prefilled with the task's next attempt, in the operator's timezone."""
+    zone = operator_timezone(request)
+    local = task.due_at.astimezone(zone).replace(tzinfo=None, microsecond=0)
+    return RescheduleForm(initial={"run_at": local.isoformat(), "timezone": zone.key})
 
 
 def _detail_poll_seconds(task: Task) -> int | None:
@@ -157,10 +165,29 @@ def task_command(request: HttpRequest, task_id: str, command: str) -> HttpRespon
         service(task_id=task_id)
     except Http404:
         return render_page(request, "tasks/not_found.html", {"task_id": task_id[:64]}, 404)
-    except (Conflict, SchedulingFailed) as exc:
+    except (Conflict, Unavailable) as exc:
         messages.error(request, _sentence(exc.message))
     else:
         messages.success(request, done)
+    return redirect("dashboard:task_detail", task_id=task_id)
+
+
+@require_POST
+@login_required
+def task_reschedule(request: HttpRequest, task_id: str) -> HttpResponse:
+    form = RescheduleForm(request.POST)
+    try:
+        _get_task_or_404(task_id)
+        if not form.is_valid():
+            [first, *_] = [e for errors in form.errors.values() for e in errors]
+            raise Invalid.one(["runAt"], first)
+        commands.task_reschedule(task_id=task_id, run_at=form.cleaned_data["run_at_utc"])
+    except Http404:
+        return render_page(request, "tasks/not_found.html", {"task_id": task_id[:64]}, 404)
+    except (Invalid, Conflict, Unavailable) as exc:
+        messages.error(request, _sentence(exc.message))
+    else:
+        messages.success(request, "Task rescheduled.")
     return redirect("dashboard:task_detail", task_id=task_id)
 
 
@@ -242,7 +269,7 @@ def _create(request: HttpRequest, form: TaskForm) -> tuple[Task | None, int]:
         # later time, so the request differs): that is the task it made.
         task_id = creation.idempotent_task_id(created_by=created_by, idempotency_key=submission)
         return selectors.task_get(task_id=task_id), 200
-    except SchedulingFailed as exc:
+    except Unavailable as exc:
         form.add_error(None, _sentence(exc.message))
         return None, 503
     return task, 201 if created else 200

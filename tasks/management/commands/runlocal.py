@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -73,6 +74,7 @@ class Command(BaseCommand):
 
             banner = precision.banner()  # fails loudly on a bad value, before anything
             creds = bootstrap(data_dir)
+            started = datetime.now(UTC)  # what came before is settled: reconcile
             # Its own client, made before the call counter is attached: its
             # calls (reading and deleting fired schedules) are ones EventBridge
             # makes itself on AWS.
@@ -82,6 +84,7 @@ class Command(BaseCommand):
             source = self._queue_source(sqs_client, threads)  # before any firing
             firer = self._start_firer(firer_client, threads)
             source.start()
+            self._reconcile(started)
             server = self._start_web(host, port)
             if banner:
                 self.stdout.write(banner)
@@ -108,6 +111,11 @@ class Command(BaseCommand):
             except subprocess.TimeoutExpired:
                 aws.kill()
             self.stderr.write("stopped")
+
+    def _reconcile(self, started: datetime) -> None:
+        from tasks.localmode.recovery import reconcile_in_background
+
+        reconcile_in_background(settled_before=started, say=self.stderr.write)
 
     def _start_aws(self, data_dir: Path) -> subprocess.Popen:
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
