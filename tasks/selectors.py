@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 from pynamodb.exceptions import DoesNotExist
+from pynamodb.indexes import KeysOnlyProjection
 
 from tasks.errors import Invalid, NotFound
 from tasks.models import (
@@ -110,7 +111,10 @@ def _page(index, hash_key: str, forward: bool, limit: int, cursor: str | None) -
         page_size=limit + 1,
         last_evaluated_key=start_key,
     )
-    items = _read_items([entry.id for entry in results])
+    if isinstance(index.Meta.projection, KeysOnlyProjection):
+        items = _read_items([entry.id for entry in results])
+    else:
+        items = list(results)  # the index carries whole items
     if len(items) <= limit:
         return TaskPage(items=items, next_cursor=None)
     items = items[:limit]

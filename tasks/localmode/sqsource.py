@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from tasks.localmode.deadletters import dead_letter
 from tasks.localmode.invokers import LambdaContext, started_pool
 
 logger = logging.getLogger("localmode.sqs")
@@ -31,6 +33,11 @@ BATCH_SIZE = 1
 # the queue fills). One alone, against the local endpoint's one lock, fell
 # behind a crowd of 100 messages due at the same second by over 2 s.
 POLLERS = 5
+# terraform/queue.tf's redrive policy: after this many receives a failing
+# message goes to the dead-letter queue. Between tries the stand-in waits
+# RETRY_SECONDS, not the queue's visibility timeout (12 minutes on AWS).
+MAX_RECEIVE_COUNT = 3
+RETRY_SECONDS = 1
 
 
 def ensure_queue(client: Any, name: str, visibility_timeout: int) -> tuple[str, str]:
@@ -148,9 +155,9 @@ class QueueSource:
         logger.debug("invoking %s with %s records at %.3f", FUNCTION, len(messages), time.time())
         try:
             self.invoke(event, LambdaContext(f"local-executor:{self.arn}", self.timeout))
-        except Exception:
-            # Left in the queue: visible again after the visibility timeout.
+        except Exception as exc:
             logger.exception("invocation for %s queue messages failed", len(messages))
+            self._failed(messages, exc)
             return
         try:
             self.client.delete_message_batch(
@@ -163,3 +170,23 @@ class QueueSource:
             self.on_request("DeleteMessageBatch")
         except Exception:
             logger.exception("could not delete processed queue messages")
+
+    def _failed(self, messages: list[dict], error: Exception) -> None:
+        """Redrive: to the dead-letter queue after MAX_RECEIVE_COUNT receives;
+        else visible again soon, for another try."""
+        for message in messages:
+            receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+            try:
+                if receives >= MAX_RECEIVE_COUNT:
+                    dead_letter(f"hop:{message['MessageId']}", json.loads(message["Body"]), error)
+                    self.client.delete_message(
+                        QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+                else:
+                    self.client.change_message_visibility(
+                        QueueUrl=self.url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=RETRY_SECONDS,
+                    )
+            except Exception:
+                logger.exception("could not redrive a failed queue message")
