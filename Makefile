@@ -61,6 +61,7 @@ bench: setup lambda
 	-$(PY) -m bench.dispatch -n 1000
 	-$(PY) -m bench.idle
 	$(PY) -m bench.coldstart
+	$(PY) -m bench.cost
 
 # checkov (run by tests/test_terraform.py) lives in its own virtualenv: its
 # dependencies conflict with the app's pins.

@@ -135,6 +135,35 @@ def _write_zip(root: Path, destination: Path) -> None:
     tmp.replace(destination)
 
 
+# Appended to a package's zappa_settings.py when the stage has event sources.
+# Zappa's handler routes an SQS record to a function by the queue's ARN
+# (AWS_EVENT_MAPPING), and an ARN names the account, which the offline build
+# does not know (zappa_settings.json holds a placeholder account; make deploy
+# puts the real ARN on the event source). So the package matches a record's
+# queue by its name, the ARN's last part.
+ROUTE_BY_QUEUE_NAME = """
+
+class _ByQueueName(dict):
+    def get(self, arn, default=None):
+        if arn in self:
+            return self[arn]
+        for known, functions in self.items():
+            if known.rsplit(":", 1)[-1] == str(arn).rsplit(":", 1)[-1]:
+                return functions
+        return default
+
+
+AWS_EVENT_MAPPING = _ByQueueName(AWS_EVENT_MAPPING)
+"""
+
+
+def route_events_by_queue_name(root: Path) -> None:
+    settings = root / "zappa_settings.py"
+    if settings.exists() and "AWS_EVENT_MAPPING={}" not in settings.read_text():
+        with settings.open("a") as f:
+            f.write(ROUTE_BY_QUEUE_NAME)
+
+
 def finish(raw_zip: Path, destination: Path, *, architecture: str = "x86_64") -> PackageStats:
     """Turn Zappa's zip into the package that ships: compiled, checked, sized."""
     with tempfile.TemporaryDirectory(prefix="lambda-package-") as tmp:
@@ -145,6 +174,7 @@ def finish(raw_zip: Path, destination: Path, *, architecture: str = "x86_64") ->
             # Zappa marks every file executable; shared objects need it, the rest not.
             if path.is_file():
                 path.chmod(0o755 if is_elf(path) else 0o644)
+        route_events_by_queue_name(root)
         compile_bytecode(root)
         check_extensions(root, architecture=architecture)
         _write_zip(root, destination)

@@ -8,7 +8,8 @@ Zappa does not package again. zappa_settings.json holds what is the same for
 every account; this script adds, in a settings file that lives only while
 Zappa runs (mode 0600, then deleted):
 - role_arn of each function, from Terraform (manage_roles is false);
-- the executor's dead_letter_arn: Terraform's dlq_arn;
+- the executor's dead_letter_arn: Terraform's dlq_arn, and its hop queue's
+  event source ARN: Terraform's hop_queue_arn;
 - aws_environment_variables: Terraform's `zappa_environment_variables`
   (tables, schedule group, executor ARN, scheduler role, DLQ), the hosts, and
   the secrets DJANGO_SECRET_KEY (both) and WEBHOOK_SIGNING_SECRET (executor
@@ -112,10 +113,14 @@ def render(
         )
     account = outputs["web_role_arn"].split(":")[4]
     shared_env = dict(outputs["zappa_environment_variables"])
+    if settings[stage].get("function_url_enabled"):
+        # The function URL's host in the region until a custom domain is set.
+        front = f"lambda-url.{region}.on.aws"
+    else:
+        front = f"execute-api.{region}.amazonaws.com"  # API Gateway's
     defaults = {
-        # API Gateway's hosts in the region until a custom domain is set.
-        "DJANGO_ALLOWED_HOSTS": f".execute-api.{region}.amazonaws.com",
-        "DJANGO_CSRF_TRUSTED_ORIGINS": f"https://*.execute-api.{region}.amazonaws.com",
+        "DJANGO_ALLOWED_HOSTS": f".{front}",
+        "DJANGO_CSRF_TRUSTED_ORIGINS": f"https://*.{front}",
     }
     for kind, name in (("web", stage), ("executor", f"{stage}_executor")):
         env = dict(shared_env)
@@ -136,6 +141,10 @@ def render(
             # EventBridge Scheduler invokes it asynchronously: what it fails
             # (and Lambda's two retries of it) lands in the dead-letter queue.
             settings[name]["dead_letter_arn"] = outputs["dlq_arn"]
+            # The hop queue's event source: Zappa creates the mapping on deploy.
+            for event in settings[name].get("events", []):
+                if event.get("function") == "tasks.executor.run_queued":
+                    event["event_source"]["arn"] = outputs["hop_queue_arn"]
     return settings
 
 

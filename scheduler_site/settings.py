@@ -171,6 +171,11 @@ AWS_MAX_POOL_CONNECTIONS = env_int("AWS_MAX_POOL_CONNECTIONS", 64 if LOCAL_MODE 
 # EventBridge's own retries of a failed Lambda invocation (not webhook retries).
 SCHEDULER_MAX_RETRY_ATTEMPTS = env_int("SCHEDULER_MAX_RETRY_ATTEMPTS", 2, minimum=0)
 SCHEDULER_MAX_EVENT_AGE_SECONDS = env_int("SCHEDULER_MAX_EVENT_AGE_SECONDS", 3600, minimum=60)
+# The hop queue (tasks/taskqueue.py): with it, schedules fire a minute early
+# and the executor hands each task to this SQS queue with DelaySeconds, so
+# that it arrives just before its second. Without it (""), a schedule fires
+# at its second and an early delivery waits in the executor.
+TASK_QUEUE_URL = env_str("TASK_QUEUE_URL", "")
 
 # --- Tasks ------------------------------------------------------------------
 TASK_DEFAULT_MAX_ATTEMPTS = env_int("TASK_DEFAULT_MAX_ATTEMPTS", 3, minimum=1)

@@ -13,6 +13,7 @@ a failed invocation that Lambda retries (see _run).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,61 @@ def run_task(event: Any, context: Any = None) -> dict:
     except TypeError as exc:
         logger.exception("executor failed")
         raise ExecutorError(f"executor failed: {exc}") from None
+
+
+def run_queued(event: Any, context: Any = None) -> list[dict]:
+    """The hop queue's event source (SQS) invokes the executor with a batch of
+    records ({"Records": [{"eventSource": "aws:sqs", "body": ...}, ...]});
+    Zappa's handler routes it here by the queue's ARN (the stage's `events`).
+    Each body is {"task_id", "due_at"}. An ExecutorError fails the batch: SQS
+    makes the messages visible again after the visibility timeout (Lambda's
+    retry), and after maxReceiveCount moves them to the dead-letter queue."""
+    try:
+        records = event.get("Records") if isinstance(event, dict) else None
+        results = []
+        for record in records or []:
+            try:
+                body = json.loads(record.get("body") or "")
+            except (AttributeError, ValueError):
+                logger.error("executor: a queue message that is not JSON: ignored")
+                continue
+            results.append(_run(body))
+        return results
+    except TypeError as exc:  # see run_task
+        logger.exception("executor failed")
+        raise ExecutorError(f"executor failed: {exc}") from None
+
+
+# A delivery hops through the queue only when that saves at least this long
+# in the function; nearer its due time it holds in place.
+HOP_MIN_DELAY_SECONDS = 2
+
+
+def _hop(task_id: str, due_at: Any) -> bool:
+    """Hand an early delivery to the hop queue, delayed to arrive just before
+    its due second. False when there is no queue or the task is nearly due."""
+    from datetime import datetime
+
+    from tasks import taskqueue
+
+    if not taskqueue.enabled():
+        return False
+    try:
+        due = datetime.fromisoformat(due_at)
+    except (TypeError, ValueError):
+        return False
+    if due.tzinfo is None:
+        return False
+    delay = taskqueue.delay_for(due)
+    if delay < HOP_MIN_DELAY_SECONDS:
+        return False
+    try:
+        taskqueue.task_enqueue(task_id=task_id, due=due, delay_seconds=delay)
+    except taskqueue.QueueError as exc:
+        # Lambda retries the invocation, then the dead-letter queue: the task
+        # is still scheduled and unclaimed.
+        raise ExecutorError(f"task {task_id}: could not queue it: {exc}") from exc
+    return True
 
 
 def reconcile(event: Any, context: Any = None) -> dict:
@@ -78,6 +134,9 @@ def _run(event: Any) -> dict:
         # claim the task and send it unsigned, or fail it for good over a
         # configuration mistake.
         raise ExecutorError(problem)
+    if _hop(task_id, event.get("due_at")):
+        # Unclaimed, and so still cancellable, until the queue delivers it.
+        return {"taskId": task_id, "result": "queued"}
     _wait_until_nearly_due(event.get("due_at"))
     task = running.task_claim(task_id=task_id)
     if task is None:

@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from django.conf import settings
@@ -55,6 +55,18 @@ def at_expression(when: datetime) -> str:
     return f"at({datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S})"
 
 
+def fire_time(due: datetime) -> datetime:
+    """When the schedule of an attempt due at `due` is set to fire.
+
+    With the hop queue: the minute before the due minute, so that EventBridge,
+    which fires within the minute of the schedule's time, always fires
+    before the task is due; the executor then hops through SQS to the second
+    (tasks/taskqueue.py). Without it: the due time itself."""
+    if not settings.TASK_QUEUE_URL:
+        return due
+    return due.astimezone(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+
+
 def executor_input(task_id: str, due: datetime) -> str:
     """The schedule's Input. `due_at` lets the executor wait, unclaimed, for
     a task that EventBridge delivers early: it fires one-time schedules with
@@ -86,7 +98,7 @@ def schedule_create(*, name: str, task_id: str, when: datetime) -> None:
         client().create_schedule(
             Name=name,
             GroupName=settings.SCHEDULE_GROUP,
-            ScheduleExpression=at_expression(when),
+            ScheduleExpression=at_expression(fire_time(when)),
             ScheduleExpressionTimezone="UTC",
             FlexibleTimeWindow={"Mode": "OFF"},
             ActionAfterCompletion="DELETE",

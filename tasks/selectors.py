@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 from pynamodb.exceptions import DoesNotExist
+from pynamodb.indexes import KeysOnlyProjection
 
 from tasks.errors import Invalid, NotFound
 from tasks.models import (
+    DUE_LISTING,
     LISTING_ALL,
     LISTING_SCHEDULES,
     STATUSES,
@@ -68,9 +70,11 @@ def task_list(
 ) -> TaskPage:
     """One page of tasks, always a Query on an index (never a Scan).
 
-    newest: createdAt descending. due: runAt ascending (next due first); with
-    no status it lists the scheduled tasks, the only ones that are due. With
-    a schedule_id: that recurring schedule's occurrences, newest first.
+    newest: createdAt descending. due: the scheduled tasks (the only ones
+    that are due) by their next attempt, next due first; with another status,
+    that status newest first. With a schedule_id: that recurring schedule's
+    occurrences, newest first. The task indexes hold keys only: the page's
+    items are read with one BatchGetItem.
     """
     if schedule_id is not None:
         if status is not None or order != "newest":
@@ -86,8 +90,8 @@ def task_list(
         )
     if order not in ORDERS:
         raise Invalid.one(["query", "order"], f"order must be one of {', '.join(ORDERS)}", "enum")
-    if order == "due":
-        index, hash_key, forward = Task.status_run_at_index, status or Status.SCHEDULED, True
+    if order == "due" and status in (None, Status.SCHEDULED):
+        index, hash_key, forward = Task.status_run_at_index, DUE_LISTING, True
     elif status:
         index, hash_key, forward = Task.status_created_at_index, status, False
     else:
@@ -107,13 +111,25 @@ def _page(index, hash_key: str, forward: bool, limit: int, cursor: str | None) -
         page_size=limit + 1,
         last_evaluated_key=start_key,
     )
-    items = list(results)
+    if isinstance(index.Meta.projection, KeysOnlyProjection):
+        items = _read_items([entry.id for entry in results])
+    else:
+        items = list(results)  # the index carries whole items
     if len(items) <= limit:
         return TaskPage(items=items, next_cursor=None)
     items = items[:limit]
     return TaskPage(
         items=items, next_cursor=encode_cursor(key_of(items[-1], index_name), index_name)
     )
+
+
+def _read_items(ids: list[str]) -> list[Task]:
+    """The tasks of a listed page, in its order (BatchGetItem answers in any
+    order); one deleted meanwhile is left out."""
+    if not ids:
+        return []
+    found = {task.id: task for task in Task.batch_get(ids)}
+    return [found[task_id] for task_id in ids if task_id in found]
 
 
 # Counting reads every index entry it counts, so counts stop here: the

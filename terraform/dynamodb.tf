@@ -18,7 +18,11 @@ resource "aws_dynamodb_table" "tasks" {
     type = "S"
   }
   attribute {
-    name = "run_at"
+    name = "due_listing"
+    type = "S"
+  }
+  attribute {
+    name = "due_at"
     type = "S"
   }
   attribute {
@@ -38,20 +42,24 @@ resource "aws_dynamodb_table" "tasks" {
     type = "S"
   }
 
-  # Tasks of one status in runAt order ("what is due next", "what failed").
+  # Keys only: a listing reads its page with BatchGetItem, and a write to a
+  # task touches an index only when it changes that index's key.
+
+  # Scheduled tasks by their next attempt ("what is due next"). Sparse: only
+  # a scheduled task has due_listing, so a task leaves it at its claim.
   global_secondary_index {
-    name            = "status-run_at-index"
-    hash_key        = "status"
-    range_key       = "run_at"
-    projection_type = "ALL"
+    name            = "due-due_at-index"
+    hash_key        = "due_listing"
+    range_key       = "due_at"
+    projection_type = "KEYS_ONLY"
   }
 
-  # Tasks of one status, newest first.
+  # Tasks of one status, newest first; the counts per status.
   global_secondary_index {
     name            = "status-created_at-index"
     hash_key        = "status"
     range_key       = "created_at"
-    projection_type = "ALL"
+    projection_type = "KEYS_ONLY"
   }
 
   # All tasks, newest first (one constant partition, "task").
@@ -59,7 +67,7 @@ resource "aws_dynamodb_table" "tasks" {
     name            = "listing-created_at-index"
     hash_key        = "listing"
     range_key       = "created_at"
-    projection_type = "ALL"
+    projection_type = "KEYS_ONLY"
   }
 
   # A recurring schedule's occurrences, newest first. Sparse: only the

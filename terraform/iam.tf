@@ -86,7 +86,7 @@ data "aws_iam_policy_document" "web_trust" {
 data "aws_iam_policy_document" "web" {
   statement {
     sid       = "Tasks"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"]
     resources = [aws_dynamodb_table.tasks.arn]
   }
 
@@ -95,7 +95,7 @@ data "aws_iam_policy_document" "web" {
     sid     = "TaskIndexes"
     actions = ["dynamodb:Query"]
     resources = [
-      "${aws_dynamodb_table.tasks.arn}/index/status-run_at-index",
+      "${aws_dynamodb_table.tasks.arn}/index/due-due_at-index",
       "${aws_dynamodb_table.tasks.arn}/index/status-created_at-index",
       "${aws_dynamodb_table.tasks.arn}/index/listing-created_at-index",
       "${aws_dynamodb_table.tasks.arn}/index/schedule_id-occurrence_at-index",
@@ -152,6 +152,13 @@ data "aws_iam_policy_document" "web" {
       variable = "iam:PassedToService"
       values   = ["scheduler.amazonaws.com"]
     }
+  }
+
+  # A task due within about two minutes goes to the hop queue directly.
+  statement {
+    sid       = "HopQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.hop.arn]
   }
 
   # The Dead letters page and API: find the queue, read it (received
@@ -218,7 +225,7 @@ data "aws_iam_policy_document" "executor" {
   # schedule's occurrence is a conditional PutItem.
   statement {
     sid       = "Tasks"
-    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem"]
+    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"]
     resources = [aws_dynamodb_table.tasks.arn]
   }
 
@@ -251,7 +258,7 @@ data "aws_iam_policy_document" "executor" {
   statement {
     sid       = "TaskIndexes"
     actions   = ["dynamodb:Query"]
-    resources = ["${aws_dynamodb_table.tasks.arn}/index/status-run_at-index"]
+    resources = ["${aws_dynamodb_table.tasks.arn}/index/status-created_at-index"]
   }
 
   statement {
@@ -280,6 +287,21 @@ data "aws_iam_policy_document" "executor" {
     sid       = "DeadLetterQueue"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.scheduler_dlq.arn]
+  }
+
+  # The hop: an early delivery sends its task to the hop queue, delayed to
+  # arrive just before its second.
+  statement {
+    sid       = "HopQueueSend"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.hop.arn]
+  }
+
+  # The hop queue's event source polls with the function's role.
+  statement {
+    sid       = "HopQueueEventSource"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.hop.arn]
   }
 }
 

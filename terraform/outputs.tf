@@ -101,6 +101,16 @@ output "dlq_url" {
   value       = aws_sqs_queue.scheduler_dlq.url
 }
 
+output "hop_queue_arn" {
+  description = "The hop queue: the executor stage's SQS event source (make deploy sets it)."
+  value       = aws_sqs_queue.hop.arn
+}
+
+output "hop_queue_url" {
+  description = "TASK_QUEUE_URL: the hop queue the web function and the executor send to."
+  value       = aws_sqs_queue.hop.url
+}
+
 output "zappa_environment_variables" {
   description = "The environment both Zappa stages need from this stack (merge into aws_environment_variables; Lambda sets AWS_REGION itself)."
   value = {
@@ -113,5 +123,6 @@ output "zappa_environment_variables" {
     EXECUTOR_FUNCTION_ARN  = local.executor_function_arn
     SCHEDULER_ROLE_ARN     = aws_iam_role.scheduler.arn
     SCHEDULER_DLQ_ARN      = aws_sqs_queue.scheduler_dlq.arn
+    TASK_QUEUE_URL         = aws_sqs_queue.hop.url
   }
 }

@@ -70,7 +70,7 @@ def test_it_creates_the_tables_and_is_safe_to_run_again(no_tables, settings):
         for index in Task._get_connection().describe_table()["GlobalSecondaryIndexes"]
     }
     assert indexes == {
-        "status-run_at-index",
+        "due-due_at-index",
         "status-created_at-index",
         "listing-created_at-index",
         "schedule_id-occurrence_at-index",

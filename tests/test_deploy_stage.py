@@ -26,6 +26,7 @@ def terraform_outputs(stage: str, region: str = "us-east-1") -> dict:
         "web_function_name": prefix,
         "executor_function_name": f"{prefix}-executor",
         "dlq_arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{prefix}-scheduler-dlq",
+        "hop_queue_arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{prefix}-hop",
         "zappa_environment_variables": {
             "SCHEDULER_TABLE_PREFIX": prefix,
             "TASKS_TABLE": f"{prefix}-tasks",
@@ -117,7 +118,7 @@ def test_it_wires_terraform_outputs_and_secrets_into_both_functions(tmp_path):
     assert executor["aws_environment_variables"]["WEBHOOK_SIGNING_SECRET"] == "********"
     assert (
         web["aws_environment_variables"]["DJANGO_ALLOWED_HOSTS"]
-        == ".execute-api.us-east-1.amazonaws.com"
+        == ".lambda-url.us-east-1.on.aws"  # the web stages use a function URL
     )
     assert "s3cret" not in result.stdout
 

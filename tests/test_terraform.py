@@ -37,6 +37,12 @@ RESOURCE_STAR_JUSTIFIED: dict[tuple[str, str], str] = {
 # the logs and sends failed async invocations of the executor to its
 # dead-letter queue; API Gateway invokes the web function.
 USED_BY_AWS_NOT_THE_CODE = ("logs:", "lambda:", "sqs:SendMessage")
+# The hop queue's Lambda event source polls with the executor's role.
+HOP = "arn:aws:sqs:us-east-1:123456789012:task-scheduler-dev-hop"
+EVENT_SOURCE_GRANTS = {
+    (action, HOP)
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+}
 
 
 @pytest.fixture(scope="module")
@@ -287,10 +293,12 @@ def _permissions(stack: Stack, calls) -> set[tuple[str, str]]:
     for service, operation, params in calls:
         action = f"{service}:{operation}"
         if service == "dynamodb":
-            arn = tables[params["TableName"]]
-            if "IndexName" in params:
-                arn += f"/index/{params['IndexName']}"
-            needed.add((action, arn))
+            # BatchGetItem names its tables in RequestItems.
+            for table in [params["TableName"]] if "TableName" in params else params["RequestItems"]:
+                arn = tables[table]
+                if "IndexName" in params:
+                    arn += f"/index/{params['IndexName']}"
+                needed.add((action, arn))
         elif service == "scheduler" and operation == "ListSchedules":
             assert params["GroupName"] == django_settings.SCHEDULE_GROUP
             needed.add((action, "*"))  # see RESOURCE_STAR_JUSTIFIED
@@ -331,6 +339,7 @@ def _assert_exactly(stack: Stack, role: str, calls) -> None:
         for action in s["actions"]
         if not action.startswith(USED_BY_AWS_NOT_THE_CODE)
         for resource in s["resources"]
+        if (action, resource) not in EVENT_SOURCE_GRANTS
         if not any(fnmatchcase(a, action) and fnmatchcase(r, resource) for a, r in needed)
     ]
     assert not unused, f"the {role} role grants what its code never calls: {unused}"
@@ -344,7 +353,20 @@ def _webhook(url: str = "https://example.com/hook") -> dict:
     return {"action": "webhook", "payload": {"url": url, "data": {"n": 1}}}
 
 
-def test_it_grants_the_web_role_exactly_what_the_api_and_dashboard_call(stack, recorder, settings):
+@pytest.fixture
+def hop_queue(aws, settings) -> str:
+    """The hop queue, named as Terraform names it."""
+    from tasks import taskqueue
+
+    taskqueue.client.cache_clear()
+    url = taskqueue.client().create_queue(QueueName="task-scheduler-dev-hop")["QueueUrl"]
+    settings.TASK_QUEUE_URL = url
+    return url
+
+
+def test_it_grants_the_web_role_exactly_what_the_api_and_dashboard_call(
+    stack, recorder, settings, hop_queue
+):
     password = "correct horse battery"
     dlq = stack.reference("aws_sqs_queue.scheduler_dlq.arn")
     settings.SCHEDULER_DLQ_ARN = dlq
@@ -353,6 +375,8 @@ def test_it_grants_the_web_role_exactly_what_the_api_and_dashboard_call(stack, r
     for _ in range(3):
         queues.client().send_message(QueueUrl=url, MessageBody='{"task_id": "%s"}' % ("ab" * 16))
     with recorder.recording():
+        # A task due within a minute or so goes to the hop queue directly.
+        creation.task_create(**_webhook(), run_at=datetime.now(UTC) + timedelta(seconds=30))
         # API: every request authenticates its key; create (twice with one
         # Idempotency-Key), read, list in each order, cancel.
         key, raw = access.apikey_create(name="dashboard-made")
@@ -401,7 +425,7 @@ def test_it_grants_the_web_role_exactly_what_the_api_and_dashboard_call(stack, r
 
 
 def test_it_grants_the_executor_role_exactly_what_running_a_task_calls(
-    stack, recorder, httpserver, settings, monkeypatch
+    stack, recorder, httpserver, settings, monkeypatch, hop_queue
 ):
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
     httpserver.expect_request("/ok").respond_with_data("ok")
@@ -421,7 +445,10 @@ def test_it_grants_the_executor_role_exactly_what_running_a_task_calls(
         "scheduled_time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
+    settings.TASK_RETRY_BASE_SECONDS = 600  # a retry far enough ahead for a schedule
+    early = {"task_id": ok.id, "due_at": (now + timedelta(seconds=100)).isoformat()}
     with recorder.recording():
+        assert run_task(early)["result"] == "queued"  # the hop: an SQS message
         assert run_task({"task_id": ok.id})["result"] == "completed"
         assert run_task({"task_id": ok.id})["result"] == "skipped"  # a duplicate delivery
         assert run_task({"task_id": down.id})["result"] == "scheduled"  # a retry, a new schedule
@@ -433,8 +460,14 @@ def test_it_grants_the_executor_role_exactly_what_running_a_task_calls(
     def unavailable(**kwargs):
         raise scheduler.SchedulerError("ThrottlingException: slow down")
 
+    def queue_unavailable(**kwargs):
+        raise taskqueue.QueueError("ThrottlingException: slow down")
+
+    from tasks import taskqueue
+
     real_create = scheduler.schedule_create
     monkeypatch.setattr(scheduler, "schedule_create", unavailable)
+    monkeypatch.setattr(taskqueue, "task_enqueue", queue_unavailable)  # a retry due soon
     with recorder.recording():  # the retry cannot be scheduled: recorded as failed
         assert run_task({"task_id": unlucky.id})["result"] == "failed"
     monkeypatch.setattr(scheduler, "schedule_create", real_create)
@@ -474,8 +507,17 @@ def test_it_scopes_what_aws_does_with_the_function_roles_to_their_own_function(s
         if role == "web":  # API Gateway invokes the web function with the web role
             arn = f"arn:aws:lambda:{account}:function:{function}"
             expected |= {("lambda:InvokeFunction", arn), ("lambda:InvokeFunction", f"{arn}:*")}
+        hop = f"arn:aws:sqs:{account}:task-scheduler-dev-hop"
+        if role == "web":  # the direct path of a task due within a minute or two
+            expected |= {("sqs:SendMessage", hop)}
         else:  # Lambda sends what the executor failed to its dead-letter queue
             expected |= {
                 ("sqs:SendMessage", f"arn:aws:sqs:{account}:task-scheduler-dev-scheduler-dlq")
             }
+            expected |= {("sqs:SendMessage", hop)}  # the hop
+        if role == "executor":  # the hop queue's event source, with this role
+            statements_grants = {
+                (a, r) for s in statements for a in s["actions"] for r in s["resources"]
+            }
+            assert statements_grants >= EVENT_SOURCE_GRANTS
         assert grants == expected, role

@@ -8,9 +8,10 @@ change feed in runlocal), and at each schedule's time invokes the executor
 with the Target Input, as Lambda would, in a bounded worker pool. A fired
 schedule with ActionAfterCompletion DELETE is deleted a moment later; others
 stay, and fire again if `next_fire` gives them another time. It fires at the
-scheduled second, not within a minute as EventBridge may; schedules that came
-due while nothing was running fire as soon as it starts (a recurring one: its
-most recent missed time, once).
+scheduled second, or with SCHEDULER_LOCAL_PRECISION=minute anywhere in its
+minute as EventBridge may (localmode/precision.py); schedules that came due
+while nothing was running fire as soon as it starts (a recurring one: its most
+recent missed time, once).
 
 Two threads: `feed` keeps `self.schedules` current from the source; `firer`
 sleeps until the next schedule is due (or the feed wakes it) and fires.
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.localmode import recurrence
+from tasks.localmode import precision, recurrence
 from tasks.localmode.invokers import ThreadInvoker, invoke_command
 from tasks.localmode.sources import Change, ListingSource
 from tasks.models import CLAIM_EARLY_SECONDS
@@ -81,6 +82,8 @@ def next_fire(definition: dict, after: float | None = None) -> float | None:
             when = recurrence.next_fire(definition, after=datetime.fromtimestamp(after, UTC))
         return None if when is None else when.timestamp()
     at = parse_at(expression, definition.get("ScheduleExpressionTimezone"))
+    # SCHEDULER_LOCAL_PRECISION=minute: anywhere in its minute, as EventBridge may.
+    at = precision.fire_at(at, key=definition.get("Name", ""))
     if after is not None and at <= after:
         return None
     return at

@@ -13,7 +13,11 @@ def sqs_state() -> dict:
     for account, regions in sqs_backends.items():
         for region, backend in regions.items():
             state[(account, region)] = {
-                name: [(m.body, m.message_attributes, m.sent_timestamp) for m in queue._messages]
+                # delayed_until: a hop message keeps its DelaySeconds.
+                name: [
+                    (m.body, m.message_attributes, m.sent_timestamp, m.delayed_until)
+                    for m in queue._messages
+                ]
                 for name, queue in backend.queues.items()
             }
     return state
@@ -26,6 +30,8 @@ def restore_sqs(state: dict) -> None:
         backend = sqs_backends[account][region]
         for name, messages in queues.items():
             backend.create_queue(name)
-            for body, attributes, sent in messages:
+            for body, attributes, sent, *delayed in messages:
                 message = backend.send_message(name, body, message_attributes=attributes)
                 message.sent_timestamp = sent
+                if delayed:
+                    message.delayed_until = delayed[0]

@@ -8,7 +8,17 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 from tasks.errors import Conflict
-from tasks.models import CANCEL, RESCHEDULE, RETRY, RUN_NOW, AttemptRecord, Outcome, Status, Task
+from tasks.models import (
+    CANCEL,
+    RESCHEDULE,
+    RETRY,
+    RUN_NOW,
+    AttemptRecord,
+    Outcome,
+    Status,
+    Task,
+    status_set,
+)
 from tasks.selectors import task_get
 from tasks.services.creation import task_validate_run_at
 from tasks.services.schedules import schedule_delete_quietly, task_reschedule_under
@@ -22,7 +32,7 @@ def task_cancel(*, task_id: str) -> Task:
     task = conditional_update(
         current.id,
         [
-            Task.status.set(Status.CANCELLED),
+            *status_set(Status.CANCELLED),
             Task.error.set("cancelled"),
             *unknown_attempt_updates(current),
         ],

@@ -16,7 +16,7 @@ from pynamodb.exceptions import PutError
 from tasks import faults
 from tasks.actions import ACTIONS, get_action
 from tasks.errors import Conflict, Invalid, ScheduleNotCreated, SchedulingFailed
-from tasks.models import LISTING_ALL, RESUBMIT, Status, Task
+from tasks.models import DUE_LISTING, LISTING_ALL, RESUBMIT, Status, Task
 from tasks.selectors import task_get
 from tasks.services.schedules import (
     drop_unless_current,
@@ -179,6 +179,7 @@ def task_create(
         schedule_name=first_schedule_name(task_id),
         schedule_seq=1,
         listing=LISTING_ALL,
+        due_listing=DUE_LISTING,
         request_fingerprint=fingerprint,
         created_by=created_by,
         created_at=current,

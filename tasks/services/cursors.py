@@ -11,7 +11,7 @@ _SALT = "tasks.cursor"
 
 # index -> (its partition key attribute, every attribute of its keys)
 _KEYS = {
-    "status-run_at-index": ("status", {"id", "status", "run_at"}),
+    "due-due_at-index": ("due_listing", {"id", "due_listing", "due_at"}),
     "status-created_at-index": ("status", {"id", "status", "created_at"}),
     "listing-created_at-index": ("listing", {"id", "listing", "created_at"}),
     "schedule_id-occurrence_at-index": ("schedule_id", {"id", "schedule_id", "occurrence_at"}),

@@ -12,7 +12,7 @@ mode runs it at start):
 
 Its cost is bounded by what is stored, not by time: one ListSchedules call
 per 100 schedules in the group, one Query page per 1 MB of scheduled tasks
-(the status-run_at index) and of running tasks, plus one call per repair
+(the status index, then BatchGetItem) and of running tasks, plus one call per repair
 and one consistent GetItem per schedule that looks orphaned.
 """
 
@@ -84,9 +84,7 @@ def tasks_reconcile(
     # Schedules first, tasks second: a task stored meanwhile has its schedule
     # (made first) in the listing already, or is left to the next run.
     schedules = {s.name: s for s in scheduler.schedule_list() if TASK_SCHEDULE_NAME.match(s.name)}
-    scheduled = list(
-        Task.status_run_at_index.query(Status.SCHEDULED, attributes_to_get=SCHEDULED_FIELDS)
-    )
+    scheduled = _with_status(Status.SCHEDULED, SCHEDULED_FIELDS)
     result.schedules, result.scheduled_tasks = len(schedules), len(scheduled)
 
     for task in scheduled:
@@ -126,13 +124,20 @@ def tasks_reconcile(
                 continue
         result.orphans_deleted.append(name)
 
-    running = Task.status_run_at_index.query(Status.RUNNING, attributes_to_get=RUNNING_FIELDS)
+    running = _with_status(Status.RUNNING, RUNNING_FIELDS)
     result.stuck = [t for t in running if t.is_stuck]
     for task in result.stuck:
         logger.warning("task %s is stuck running: %s", task.id, task.outcome_message)
     for error in result.errors:
         logger.error("reconcile: %s", error)
     return result
+
+
+def _with_status(status: Status, fields: list[str]) -> list[Task]:
+    """The tasks of one status, with only `fields`: the status index carries
+    keys only, so its ids, then BatchGetItem."""
+    ids = [entry.id for entry in Task.status_created_at_index.query(status)]
+    return list(Task.batch_get(ids, attributes_to_get=fields)) if ids else []
 
 
 def _scheduled_under(task_id: str, name: str) -> bool:

@@ -19,6 +19,7 @@ from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from tasks import recurrence, scheduler
 from tasks.errors import Conflict, Invalid, Unavailable
 from tasks.models import (
+    DUE_LISTING,
     LISTING_ALL,
     LISTING_SCHEDULES,
     PAUSE,
@@ -363,6 +364,7 @@ def occurrence_create(*, schedule_id: str, scheduled_time: str) -> Task | None:
         schedule_name=None,  # the recurring schedule fired it; retries get their own
         schedule_seq=0,
         listing=LISTING_ALL,
+        due_listing=DUE_LISTING,  # scheduled: in the due index until claimed
         created_by=f"schedule:{schedule_id}",
         schedule_id=schedule_id,
         occurrence_at=occurrence_at,

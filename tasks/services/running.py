@@ -15,7 +15,7 @@ from django.conf import settings
 from tasks import models
 from tasks.actions import Delivery, DeliveryResult, TransportError, get_action
 from tasks.errors import SchedulingFailed
-from tasks.models import CLAIM, RECORD, AttemptRecord, Outcome, Status, Task
+from tasks.models import CLAIM, RECORD, AttemptRecord, Outcome, Status, Task, status_set
 from tasks.services.schedules import next_schedule, schedule_or_fail
 from tasks.services.store import conditional_update, now
 
@@ -58,7 +58,7 @@ def task_claim(*, task_id: str) -> Task | None:
     return conditional_update(
         task_id,
         [
-            Task.status.set(Status.RUNNING),
+            *status_set(Status.RUNNING),
             Task.attempts.add(1),
             Task.lease_expires_at.set(lease),
         ],
@@ -155,7 +155,7 @@ def task_execute(task: Task) -> Task:
         response_excerpt=excerpt,
     )
     updates = [
-        Task.status.set(status),
+        *status_set(status),
         Task.attempt_history.set((Task.attempt_history | []).append([attempt])),
         Task.error.set(error) if error else Task.error.remove(),
     ]

@@ -4,16 +4,21 @@ schedule, named by the task id and a sequence number."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pynamodb.exceptions import UpdateError
 
-from tasks import scheduler
+from tasks import scheduler, taskqueue
 from tasks.errors import Conflict, ScheduleNotCreated, SchedulingFailed
-from tasks.models import Status, Task, Transition
+from tasks.models import Status, Task, Transition, status_set
 from tasks.services.store import conditional_update, now
 
 logger = logging.getLogger(__name__)
+
+# A schedule is made only when it fires at least this far ahead; an attempt
+# due sooner goes to the hop queue directly (one SendMessage, cheaper than a
+# schedule's invocation plus the executor's hop).
+SCHEDULE_MIN_LEAD_SECONDS = 5
 
 
 def first_schedule_name(task_id: str) -> str:
@@ -29,18 +34,27 @@ def next_schedule(task: Task, due: datetime) -> tuple[list, str, int]:
     return updates, name, seq
 
 
+def _dispatch(*, name: str, task_id: str, due: datetime) -> None:
+    lead = timedelta(seconds=SCHEDULE_MIN_LEAD_SECONDS)
+    if taskqueue.enabled() and scheduler.fire_time(due) <= now() + lead:
+        taskqueue.task_enqueue(task_id=task_id, due=due, delay_seconds=taskqueue.delay_for(due))
+    else:
+        scheduler.schedule_create(name=name, task_id=task_id, when=due)
+
+
 def schedule_or_fail(task: Task) -> None:
-    """Create the task's current schedule; if that fails, store the task as
-    failed (never `scheduled` without a schedule) and raise SchedulingFailed."""
+    """Create the task's current schedule (or, due within a minute or two
+    with the hop queue, its queue message); if that fails, store the task as
+    failed (never `scheduled` without a way to fire) and raise SchedulingFailed."""
     try:
-        scheduler.schedule_create(name=task.schedule_name, task_id=task.id, when=task.due_at)
-    except scheduler.SchedulerError as exc:
+        _dispatch(name=task.schedule_name, task_id=task.id, due=task.due_at)
+    except (scheduler.SchedulerError, taskqueue.QueueError) as exc:
         reason = f"could not create the schedule: {exc}"
         logger.error("task %s: %s", task.id, reason)
         try:
             task.update(
                 actions=[
-                    Task.status.set(Status.FAILED),
+                    *status_set(Status.FAILED),
                     Task.error.set(reason),
                     Task.updated_at.set(now()),
                 ],
@@ -55,11 +69,14 @@ def schedule_create_first(*, name: str, task_id: str, when: datetime) -> None:
     """Create a schedule before the write that makes a task scheduled under
     it: a crash in between leaves at most an orphan schedule, which fires
     into a task not scheduled under that name (the executor skips it, and
-    `manage.py reconcile` deletes it), never a task without a schedule.
-    ScheduleNotCreated (a 503), with nothing changed, if it cannot be made."""
+    `manage.py reconcile` deletes it), never a task without a schedule. With
+    the hop queue, an attempt due within a minute or two gets its queue
+    message instead (one left by a write that did not happen arrives into a
+    task it cannot claim). ScheduleNotCreated (a 503), with nothing changed,
+    if it cannot be made."""
     try:
-        scheduler.schedule_create(name=name, task_id=task_id, when=when)
-    except scheduler.SchedulerError as exc:
+        _dispatch(name=name, task_id=task_id, due=when)
+    except (scheduler.SchedulerError, taskqueue.QueueError) as exc:
         reason = f"could not create the schedule: {exc}"
         logger.error("task %s: %s (%s)", task_id, reason, name)
         raise ScheduleNotCreated(reason, f"{reason}; task {task_id} is unchanged") from exc
@@ -80,7 +97,7 @@ def task_reschedule_under(
     due = due or now()
     schedule_updates, name, _seq = next_schedule(current, due)
     schedule_create_first(name=name, task_id=current.id, when=due)
-    updates = [Task.status.set(Status.SCHEDULED), *schedule_updates]
+    updates = [*status_set(Status.SCHEDULED), *schedule_updates]
     if extra_attempts:
         updates.append(Task.max_attempts.set(current.attempts + extra_attempts))
     if run_at is not None:

@@ -72,16 +72,22 @@ class Command(BaseCommand):
         aws = self._start_aws(data_dir)
         if stop_with_parent:
             lifeline.watch_parent(os.getppid(), stopping.set, signals=True)
-        firer = server = None
+        firer = server = source = None
         try:
+            from tasks.localmode import precision
             from tasks.localmode.bootstrap import bootstrap
 
+            banner = precision.banner()  # fails loudly on a bad value, before anything
             creds = bootstrap(data_dir)
             started = datetime.now(UTC)  # what came before is settled: reconcile
             self._count_calls()
+            source = self._queue_source(threads)  # before any firing
             firer = self._start_firer(aws.url, threads)
+            source.start()
             self._reconcile(started)
             server = self._start_web(host, port)
+            if banner:
+                self.stdout.write(banner)
             # Everything made so far lives as long as the process: keep the
             # garbage collector from walking it again and again (its pauses
             # would land on deliveries).
@@ -93,9 +99,9 @@ class Command(BaseCommand):
                 self.stdout.flush()
             stopping.wait()
         finally:
-            self._stop(server, firer, aws)
+            self._stop(server, firer, source, aws)
 
-    def _stop(self, server, firer, aws) -> None:
+    def _stop(self, server, firer, source, aws) -> None:
         """In order: no new web requests, no new firing, running tasks record
         their outcome, then the endpoint they write to saves and stops."""
         started = time.monotonic()
@@ -105,6 +111,8 @@ class Command(BaseCommand):
             server.server_close()
         if firer:
             firer.stop(timeout=STOP_TASKS_SECONDS)
+        if source:
+            source.stop()
         aws.stop()
         self.stderr.write(f"stopped ({time.monotonic() - started:.1f} s)")
 
@@ -132,6 +140,7 @@ class Command(BaseCommand):
 
     def _start_firer(self, endpoint: str, threads: int):
         from tasks.localmode.firer import Firer
+        from tasks.localmode.invokers import invoke_command
         from tasks.localmode.sendfirst import SendFirst
         from tasks.localmode.sources import FeedSource
         from tasks.services import running
@@ -151,23 +160,53 @@ class Command(BaseCommand):
             workers=threads,
             timeout=120.0,
             pacer=pacer,
+            invoke=_metered(invoke_command, "executor", via="scheduler"),
         )
         firer.start()
         return firer
 
+    def _queue_source(self, threads: int):
+        """The hop queue and the stand-in for its Lambda event source; the
+        app sends to it (TASK_QUEUE_URL), as on AWS."""
+        from tasks.localmode import callcount
+        from tasks.localmode.sqsource import QueueSource, ensure_queue
+
+        # Its own client, apart from the call counter: its requests are the
+        # event source's (metered below as such).
+        with callcount.uncounted():
+            client = boto3.client("sqs", region_name=settings.AWS_REGION)
+        # The executor Lambda's timeout (zappa_settings.json) is 120 s.
+        url, arn = ensure_queue(client, f"{settings.TABLE_PREFIX}-hop", visibility_timeout=120)
+        settings.TASK_QUEUE_URL = url
+        source = QueueSource(
+            client=client,
+            url=url,
+            arn=arn,
+            region=settings.AWS_REGION,
+            workers=threads,
+            on_request=lambda operation: callcount.record("call", f"sqs.{operation}"),
+        )
+        source.invoke = _metered(source.invoke, "executor")
+        return source
+
     def _count_calls(self) -> None:
-        path = os.environ.get("SCHEDULER_LOCAL_CALL_LOG")
-        if not path:
-            return
-        from tasks import scheduler
-        from tasks.localmode.callcount import install
+        from tasks import scheduler, taskqueue
+        from tasks.localmode import callcount
         from tasks.models import MODELS
 
-        install(path)
+        call_log = os.environ.get("SCHEDULER_LOCAL_CALL_LOG")
+        meter_log = os.environ.get("SCHEDULER_LOCAL_METER_LOG")
+        if call_log:
+            callcount.install(call_log)
+        if meter_log:
+            callcount.install_meter(meter_log)
+        if not (call_log or meter_log):
+            return
         # The app's clients are made again, now with the counter attached.
         for model in MODELS:
             model._connection = None
         scheduler.client.cache_clear()
+        taskqueue.client.cache_clear()
 
     def _start_web(self, host: str, port: int):
         from werkzeug.serving import WSGIRequestHandler, make_server
@@ -178,6 +217,10 @@ class Command(BaseCommand):
             def log_request(self, code="-", size="-") -> None:
                 logger.info('%s "%s" %s', self.address_string(), self.requestline, code)
 
+        if os.environ.get("SCHEDULER_LOCAL_METER_LOG"):
+            from tasks.localmode.callcount import timed_wsgi
+
+            application = timed_wsgi(application)
         server = make_server(host, port, application, threaded=True, request_handler=Handler)
         server.daemon_threads = True
         threading.Thread(
@@ -198,7 +241,7 @@ def _make_clients() -> None:
     would: made lazily, a crowd of first invocations would each build one
     (botocore clients are slow to make, and nothing stops two threads making
     one at once)."""
-    from tasks import scheduler
+    from tasks import scheduler, taskqueue
     from tasks.models import MODELS
 
     for model in MODELS:
@@ -209,3 +252,22 @@ def _make_clients() -> None:
         model._connection = None
         _ = model._get_connection().connection.client
     scheduler.client()
+    taskqueue.client()
+
+
+def _metered(invoke, name: str, via: str | None = None):
+    """With SCHEDULER_LOCAL_METER_LOG, each invocation (and, via the
+    scheduler, each Scheduler invocation) is metered for the cost bench."""
+    if not os.environ.get("SCHEDULER_LOCAL_METER_LOG"):
+        return invoke
+    from tasks.localmode.callcount import record, timed
+
+    timed_invoke = timed(invoke, name)
+    if via is None:
+        return timed_invoke
+
+    def invoke_via(event, context):
+        record(via, "invocation")
+        return timed_invoke(event, context)
+
+    return invoke_via
