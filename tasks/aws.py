@@ -10,6 +10,7 @@ because a botocore session must not create clients from two threads at once.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 _local = threading.local()
 
@@ -54,3 +55,24 @@ def storage_refused(exc: BaseException) -> bool:
     from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
     return any(isinstance(e, EndpointConnectionError | ConnectTimeoutError) for e in _causes(exc))
+
+
+def make_client(service: str) -> Any:
+    """A boto3 client for `service` on this thread's session, failing fast
+    (5 s to connect, 10 s to read, standard retries). Each adapter makes its
+    own lazily, so tests and the local mode point it elsewhere through
+    AWS_ENDPOINT_URL."""
+    import boto3
+    from botocore.config import Config
+    from django.conf import settings
+
+    return boto3.Session(botocore_session=botocore_session()).client(
+        service,
+        region_name=settings.AWS_REGION,
+        config=Config(
+            connect_timeout=5,
+            read_timeout=10,
+            retries={"mode": "standard"},
+            max_pool_connections=settings.AWS_MAX_POOL_CONNECTIONS,
+        ),
+    )

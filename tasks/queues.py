@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 
-from django.conf import settings
-
 
 class QueueError(Exception):
     """The queue could not be reached or refused the call."""
@@ -43,18 +41,10 @@ class Message:
 
 @cache
 def client():
-    """The boto3 client, created on first use (tests and the local mode point
-    it elsewhere through AWS_ENDPOINT_URL)."""
-    import boto3
-    from botocore.config import Config
+    """The boto3 client, made on first use (see tasks.aws.make_client)."""
+    from tasks.aws import make_client
 
-    from tasks.aws import botocore_session
-
-    return boto3.Session(botocore_session=botocore_session()).client(
-        "sqs",
-        region_name=settings.AWS_REGION,
-        config=Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard"}),
-    )
+    return make_client("sqs")
 
 
 def _calling():

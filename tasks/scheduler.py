@@ -28,23 +28,10 @@ class SchedulerError(Exception):
 
 @cache
 def client():
-    """The boto3 client, created on first use (tests and the local mode point
-    it elsewhere through AWS_ENDPOINT_URL)."""
-    import boto3
-    from botocore.config import Config
+    """The boto3 client, made on first use (see tasks.aws.make_client)."""
+    from tasks.aws import make_client
 
-    from tasks.aws import botocore_session
-
-    return boto3.Session(botocore_session=botocore_session()).client(
-        "scheduler",
-        region_name=settings.AWS_REGION,
-        config=Config(
-            connect_timeout=5,
-            read_timeout=10,
-            retries={"mode": "standard"},
-            max_pool_connections=settings.AWS_MAX_POOL_CONNECTIONS,
-        ),
-    )
+    return make_client("scheduler")
 
 
 def at_expression(when: datetime) -> str:

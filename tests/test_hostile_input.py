@@ -5,7 +5,6 @@ page answers 500, even for odd data stored before these rules."""
 from __future__ import annotations
 
 import json
-import re
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,7 @@ from tasks import scheduler, selectors
 from tasks.actions.limits import MAX_DEPTH
 from tasks.models import Task
 from tasks.services import access, creation
-from tests.factories import future, task_body
+from tests.factories import field_error, form_data, future, task_body
 
 PASSWORD = "correct horse battery"
 PATHS = ["/api/tasks", "/schedule-task"]
@@ -44,31 +43,6 @@ def raw_post(client, api_key):
         )
 
     return post
-
-
-def form_data(**overrides) -> dict:
-    data = {
-        "url": "https://example.com/hooks/reminder",
-        "method": "POST",
-        "headers": "",
-        "data": '{"message": "Hello World"}',
-        "when": "in",
-        "in_minutes": "10",
-        "run_at": "",
-        "timezone": "UTC",
-        "max_attempts": "3",
-        "submission": "a" * 32,
-        "clone_of": "",
-    }
-    data.update(overrides)
-    return data
-
-
-def field_error(html: str, field: str) -> str:
-    block = re.search(rf'data-field="{field}".*?</div>', html, re.S)
-    assert block, f"no field {field}"
-    error = re.search(r'class="field-error"[^>]*>(.*?)</p>', block.group(0), re.S)
-    return error.group(1) if error else ""
 
 
 def nothing_stored(settings) -> bool:

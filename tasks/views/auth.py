@@ -150,6 +150,12 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return redirect("dashboard:login")
 
 
+def as_sentence(message: str) -> str:
+    """A service's message ("task is running; ...") as a sentence to show."""
+    message = message[:1].upper() + message[1:]
+    return message if message.endswith(".") else message + "."
+
+
 def render_page(
     request: HttpRequest, template: str, context: dict | None = None, status: int = 200
 ) -> HttpResponse:

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from tasks.errors import Conflict, NotFound, Unavailable
 from tasks.services import dead_letters
-from tasks.views.auth import login_required, render_page
+from tasks.views.auth import as_sentence, login_required, render_page
 
 RESULT_WORDS = {"run_now": "runs now", "removed": "removed", "kept": "kept"}
 
@@ -33,9 +33,9 @@ def dead_letter_replay(request: HttpRequest, message_id: str) -> HttpResponse:
     try:
         replayed = dead_letters.deadletter_replay(message_id=message_id)
     except (NotFound, Conflict, Unavailable) as exc:
-        messages.error(request, _sentence(exc.message))
+        messages.error(request, as_sentence(exc.message))
     else:
-        messages.success(request, _sentence(f"Replayed: {replayed.detail}"))
+        messages.success(request, as_sentence(f"Replayed: {replayed.detail}"))
     return redirect("dashboard:dead_letters")
 
 
@@ -45,7 +45,7 @@ def dead_letter_replay_all(request: HttpRequest) -> HttpResponse:
     try:
         results = dead_letters.deadletter_replay_all()
     except Unavailable as exc:
-        messages.error(request, _sentence(exc.message))
+        messages.error(request, as_sentence(exc.message))
         return redirect("dashboard:dead_letters")
     counts = {word: 0 for word in RESULT_WORDS}
     for result in results:
@@ -61,12 +61,7 @@ def dead_letter_discard(request: HttpRequest, message_id: str) -> HttpResponse:
     try:
         dead_letters.deadletter_discard(message_id=message_id)
     except (NotFound, Unavailable) as exc:
-        messages.error(request, _sentence(exc.message))
+        messages.error(request, as_sentence(exc.message))
     else:
         messages.success(request, "Dead letter discarded.")
     return redirect("dashboard:dead_letters")
-
-
-def _sentence(message: str) -> str:
-    message = message[:1].upper() + message[1:]
-    return message if message.endswith(".") else message + "."

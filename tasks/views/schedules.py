@@ -18,7 +18,7 @@ from tasks.forms import KIND_CRON, KIND_RATE, ScheduleForm
 from tasks.models import PAUSE, RESUME, Schedule
 from tasks.schemas import public_payload
 from tasks.services import recurring
-from tasks.views.auth import login_required, operator_timezone, render_page
+from tasks.views.auth import as_sentence, login_required, operator_timezone, render_page
 
 PAGE_SIZE = 25
 OCCURRENCES_SHOWN = 25
@@ -101,18 +101,13 @@ def schedule_command(request: HttpRequest, schedule_id: str, command: str) -> Ht
             request, "tasks/schedule_not_found.html", {"schedule_id": schedule_id[:64]}, 404
         )
     except (Conflict, Unavailable) as exc:
-        messages.error(request, _sentence(exc.message))
+        messages.error(request, as_sentence(exc.message))
     else:
         if command == "delete":
             messages.success(request, "Schedule deleted. Its occurrences are kept as tasks.")
             return redirect("dashboard:schedule_list")
         messages.success(request, COMMANDS[command][1])
     return redirect("dashboard:schedule_detail", schedule_id=schedule_id)
-
-
-def _sentence(message: str) -> str:
-    message = message[:1].upper() + message[1:]
-    return message if message.endswith(".") else message + "."
 
 
 # --- create and edit -------------------------------------------------------------------
@@ -167,7 +162,7 @@ def _save(request: HttpRequest, form: ScheduleForm, schedule: Schedule | None) -
     except Invalid as exc:
         form.add_service_errors(exc.errors)
     except (Conflict, Unavailable) as exc:
-        form.add_error(None, _sentence(exc.message))
+        form.add_error(None, as_sentence(exc.message))
     return None
 
 

@@ -21,7 +21,7 @@ from tasks.models import STATUSES, Status, Task
 from tasks.schemas import REDACTED, public_payload
 from tasks.services import commands, creation
 from tasks.services.store import now
-from tasks.views.auth import login_required, operator_timezone, render_page
+from tasks.views.auth import as_sentence, login_required, operator_timezone, render_page
 
 PAGE_SIZE = 25
 ORDER_LABELS = {"newest": "Newest first", "due": "Next due first"}
@@ -166,7 +166,7 @@ def task_command(request: HttpRequest, task_id: str, command: str) -> HttpRespon
     except Http404:
         return render_page(request, "tasks/not_found.html", {"task_id": task_id[:64]}, 404)
     except (Conflict, Unavailable) as exc:
-        messages.error(request, _sentence(exc.message))
+        messages.error(request, as_sentence(exc.message))
     else:
         messages.success(request, done)
     return redirect("dashboard:task_detail", task_id=task_id)
@@ -185,15 +185,10 @@ def task_reschedule(request: HttpRequest, task_id: str) -> HttpResponse:
     except Http404:
         return render_page(request, "tasks/not_found.html", {"task_id": task_id[:64]}, 404)
     except (Invalid, Conflict, Unavailable) as exc:
-        messages.error(request, _sentence(exc.message))
+        messages.error(request, as_sentence(exc.message))
     else:
         messages.success(request, "Task rescheduled.")
     return redirect("dashboard:task_detail", task_id=task_id)
-
-
-def _sentence(message: str) -> str:
-    message = message[:1].upper() + message[1:]
-    return message if message.endswith(".") else message + "."
 
 
 # --- create -------------------------------------------------------------------------
@@ -270,7 +265,7 @@ def _create(request: HttpRequest, form: TaskForm) -> tuple[Task | None, int]:
         task_id = creation.idempotent_task_id(created_by=created_by, idempotency_key=submission)
         return selectors.task_get(task_id=task_id), 200
     except Unavailable as exc:
-        form.add_error(None, _sentence(exc.message))
+        form.add_error(None, as_sentence(exc.message))
         return None, 503
     return task, 201 if created else 200
 
