@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tasks.aws import storage_refused, storage_unreachable
 from tasks.localmode.deadletters import dead_letter
 from tasks.localmode.invokers import LambdaContext, started_pool
 
@@ -140,8 +141,11 @@ class QueueSource:
                     MessageSystemAttributeNames=["All"],
                     WaitTimeSeconds=0,
                 ).get("Messages", [])
-            except Exception:
-                logger.exception("could not receive from the hop queue")
+            except Exception as exc:
+                if storage_unreachable(exc):  # restarting: the supervisor says so
+                    logger.info("the hop queue is not answering; polling again")
+                else:
+                    logger.exception("could not receive from the hop queue")
                 messages = []
             if not messages:
                 self.stop_event.wait(self.poll_interval)
@@ -153,12 +157,24 @@ class QueueSource:
     def _invoke(self, messages: list[dict]) -> None:
         event = {"Records": [sqs_record(m, self.arn, self.region) for m in messages]}
         logger.debug("invoking %s with %s records at %.3f", FUNCTION, len(messages), time.time())
-        try:
-            self.invoke(event, LambdaContext(f"local-executor:{self.arn}", self.timeout))
-        except Exception as exc:
-            logger.exception("invocation for %s queue messages failed", len(messages))
-            self._failed(messages, exc)
-            return
+        while True:
+            try:
+                self.invoke(event, LambdaContext(f"local-executor:{self.arn}", self.timeout))
+                break
+            except Exception as exc:
+                # A refused connection to the local endpoint (restarting) is
+                # the stand-in's own failure, not the task's: tried again
+                # until it answers, not counted as a receive (as the firer does).
+                if storage_refused(exc) and not self.stop_event.wait(0.5):
+                    continue
+                if storage_unreachable(exc):
+                    logger.warning(
+                        "invocation for %s queue messages failed: %s", len(messages), exc
+                    )
+                else:
+                    logger.exception("invocation for %s queue messages failed", len(messages))
+                self._failed(messages, exc)
+                return
         try:
             self.client.delete_message_batch(
                 QueueUrl=self.url,
