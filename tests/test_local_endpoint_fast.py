@@ -282,3 +282,22 @@ def test_it_updates_items_exactly_as_moto_does(monkeypatch, stored, writes):
         assert fast("GetItem", key) == slow("GetItem", key)
     if stored is TASK and writes[0] is PYNAMODB_CLAIM:
         assert applied[0]  # the claim as the executor makes it is on the fast path
+
+
+def test_it_checks_a_message_against_the_retention_period_as_moto_does():
+    import moto.sqs.models as sqs
+
+    awsserver.make_app(None)  # installs the shortcut
+    shortcut = sqs.SQSBackend.is_message_valid_based_on_retention_period
+    backend = sqs.sqs_backends["123456789012"]["eu-west-2"]
+    backend.reset()
+    backend.create_queue("q", MessageRetentionPeriod="60")
+    backend.send_message("q", "fresh")
+    backend.send_message("q", "old")
+    fresh, old = backend.get_queue("q")._messages
+    old.sent_timestamp -= 61_000  # sent 61 s ago: past its 60 s retention
+    assert shortcut(backend, "q", fresh) is True
+    assert shortcut(backend, "q", old) is False
+    # moto's own check agrees.
+    assert shortcut.original(backend, "q", fresh) is True
+    assert shortcut.original(backend, "q", old) is False
