@@ -28,6 +28,16 @@ MAX_DELAY_SECONDS = 900
 # visible HOP_MARGIN_SECONDS to HOP_MARGIN_SECONDS + 1 s early, and the
 # executor holds (billed) for that long: 1 s on average.
 HOP_MARGIN_SECONDS = 0.5
+# Only the local mode sets it (set_lookahead): its stand-in for the event
+# source takes each message this much earlier than DelaySeconds would on
+# AWS, and holds it until Lambda's event source would have seen it, unless a
+# crowd due at the same second needs to start earlier (localmode/sqsource.py).
+_lookahead = 0.0
+
+
+def set_lookahead(seconds: float) -> None:
+    global _lookahead
+    _lookahead = seconds
 
 
 class QueueError(Exception):
@@ -46,12 +56,14 @@ def client():
     return make_client("sqs")
 
 
-def delay_for(due: datetime, now: datetime | None = None) -> int:
+def delay_for(due: datetime, now: datetime | None = None, lookahead: float | None = None) -> int:
     """Whole seconds of DelaySeconds that make a message sent now visible
     between HOP_MARGIN_SECONDS and HOP_MARGIN_SECONDS + 1 s before `due`
-    (0 when it is that close already; at most SQS's 900)."""
+    (0 when it is that close already; at most SQS's 900); in the local
+    mode, its lookahead earlier still (`lookahead=0.0`: as on AWS)."""
     now = now or datetime.now(UTC)
-    ahead = (due - now).total_seconds() - HOP_MARGIN_SECONDS
+    early = HOP_MARGIN_SECONDS + (_lookahead if lookahead is None else lookahead)
+    ahead = (due - now).total_seconds() - early
     return max(0, min(MAX_DELAY_SECONDS, math.floor(ahead)))
 
 

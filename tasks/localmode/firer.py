@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.localmode import precision, recurrence
+from tasks.localmode import crowd, precision, recurrence
 from tasks.localmode.invokers import ThreadInvoker, invoke_command
 from tasks.localmode.sources import Change, ListingSource
-from tasks.models import CLAIM_EARLY_SECONDS
 
 logger = logging.getLogger("localmode.firer")
 
@@ -132,8 +131,8 @@ class Firer:
         invoke: Any = invoke_command,
         workers: int = 64,
         timeout: float = 60.0,
-        lead_base: float = 0.25,
-        lead_per_task: float = 0.015,
+        lead_base: float = crowd.LEAD_BASE_SECONDS,
+        lead_per_task: float = crowd.LEAD_PER_TASK_SECONDS,
         pacer: Any = None,
     ) -> None:
         self.client = client
@@ -146,8 +145,8 @@ class Firer:
         self.lead_base = lead_base
         self.lead_per_task = lead_per_task
         self.crowd: collections.Counter[int] = collections.Counter()
-        # The executor refuses a claim earlier than this before the due time.
-        self.max_lead = CLAIM_EARLY_SECONDS - 1.0
+        # The executor refuses a claim earlier than its claim window.
+        self.max_lead = crowd.MAX_LEAD_SECONDS
         self.invoker = ThreadInvoker(invoke, workers=workers, timeout=timeout, pacer=pacer)
         self.schedules: dict[str, Due] = {}  # the next firing of each schedule
         self.fired: dict[str, float] = {}  # name -> the time it last fired for

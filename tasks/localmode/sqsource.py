@@ -7,22 +7,36 @@ routed as Zappa's handler routes it: by the queue's ARN to the function named
 in the stage's `events` (tasks.executor.run_queued). A batch whose invocation
 succeeds is deleted; one that fails becomes visible again after the queue's
 visibility timeout and is retried, as on AWS.
+
+Crowds: the local mode's messages become visible HOP_LOOKAHEAD_SECONDS
+earlier than on AWS (tasks.taskqueue.set_lookahead). The stand-in holds
+each one it receives until Lambda's event source would have seen it, or,
+when many are due in the same second, until that second less the crowd's
+lead (localmode/crowd.py), whichever is sooner: the crowd's claims are then
+made before its second, and only its requests go out at the second. Deletes
+of processed messages wait a moment and go one at a time, off the busy
+instant.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from tasks.aws import storage_refused, storage_unreachable
+from tasks.localmode import crowd
 from tasks.localmode.deadletters import dead_letter
-from tasks.localmode.invokers import LambdaContext, started_pool
+from tasks.localmode.invokers import LambdaContext, NoPacing, started_pool
 
 logger = logging.getLogger("localmode.sqs")
 
@@ -34,11 +48,48 @@ BATCH_SIZE = 1
 # the queue fills). One alone, against the local endpoint's one lock, fell
 # behind a crowd of 100 messages due at the same second by over 2 s.
 POLLERS = 5
+# SQS's most per ReceiveMessage; while receives come back full, a poller
+# receives again at once.
+RECEIVE_MAX = 10
 # terraform/queue.tf's redrive policy: after this many receives a failing
 # message goes to the dead-letter queue. Between tries the stand-in waits
 # RETRY_SECONDS, not the queue's visibility timeout (12 minutes on AWS).
 MAX_RECEIVE_COUNT = 3
 RETRY_SECONDS = 1
+# A processed message is deleted this long after its invocation (as the
+# firer deletes a fired schedule): off the instant its crowd is due.
+DELETE_DELAY_SECONDS = 1.0
+
+
+@dataclass
+class Held:
+    """A received message, held until its invocation starts."""
+
+    message: dict
+    due: float | None  # its task's due time (epoch seconds), if the body says
+    visible: float  # when Lambda's event source would have received it on AWS
+
+    def start(self, crowds: crowd.Crowds, lead: Callable[[int], float]) -> float:
+        if self.due is None:
+            return self.visible
+        return min(self.visible, self.due - lead(crowds[self.due]))
+
+
+def held(message: dict, now: float) -> Held:
+    """When a message's invocation may start: its task's due time (from the
+    body) and when it would have become visible on AWS (its SentTimestamp
+    plus the DelaySeconds it would have been sent with there)."""
+    from tasks import taskqueue
+
+    try:
+        due = datetime.fromisoformat(json.loads(message["Body"])["due_at"])
+        sent = int(message.get("Attributes", {})["SentTimestamp"]) / 1000
+    except (KeyError, TypeError, ValueError):
+        return Held(message, None, now)  # not ours to time: at once
+    if due.tzinfo is None:
+        return Held(message, None, now)
+    delay = taskqueue.delay_for(due, datetime.fromtimestamp(sent, UTC), lookahead=0.0)
+    return Held(message, due.timestamp(), sent + delay)
 
 
 def ensure_queue(client: Any, name: str, visibility_timeout: int) -> tuple[str, str]:
@@ -100,6 +151,8 @@ class QueueSource:
         timeout: float = 120.0,
         poll_interval: float = 0.1,
         on_request: Callable[[str], None] | None = None,
+        pacer: Any = None,
+        lead: Callable[[int], float] = crowd.lead,
     ) -> None:
         self.client = client
         self.url, self.arn, self.region = url, arn, region
@@ -114,30 +167,48 @@ class QueueSource:
         # cost bench. Empty polls are left out: on AWS they are a fixed
         # monthly cost of the event source, not a cost per task.
         self.on_request = on_request or (lambda operation: None)
+        # Within the process, deliveries due go out before outcomes are
+        # recorded (localmode/sendfirst.py), as for the firer's invocations.
+        self.pacer = pacer or NoPacing()
+        self.lead = lead
         self.pool = started_pool(workers)
         self.stop_event = threading.Event()
+        self.changed = threading.Condition()
+        self.held: list[Held] = []  # received, not yet started
+        self.crowds = crowd.Crowds()
+        self.deletions: queue.Queue = queue.Queue()
         self.threads = [
             threading.Thread(target=self._loop, name=f"sqs-poller-{i}", daemon=True)
             for i in range(POLLERS)
         ]
+        self.starter = threading.Thread(target=self._start_loop, name="sqs-starter", daemon=True)
+        self.deleter = threading.Thread(target=self._delete_loop, name="sqs-deleter", daemon=True)
 
     def start(self) -> None:
         for thread in self.threads:
             thread.start()
+        self.starter.start()
+        self.deleter.start()
 
     def stop(self) -> None:
         self.stop_event.set()
-        for thread in self.threads:
+        with self.changed:
+            self.changed.notify_all()
+        for thread in [*self.threads, self.starter]:
             if thread.is_alive():
                 thread.join(timeout=5)
+        self._release_held()
         self.pool.shutdown(wait=True)
+        self.deletions.put(None)
+        if self.deleter.is_alive():
+            self.deleter.join(timeout=5)
 
     def _loop(self) -> None:
         while not self.stop_event.is_set():
             try:
                 messages = self.client.receive_message(
                     QueueUrl=self.url,
-                    MaxNumberOfMessages=10,
+                    MaxNumberOfMessages=RECEIVE_MAX,
                     MessageSystemAttributeNames=["All"],
                     WaitTimeSeconds=0,
                 ).get("Messages", [])
@@ -147,12 +218,80 @@ class QueueSource:
                 else:
                     logger.exception("could not receive from the hop queue")
                 messages = []
-            if not messages:
-                self.stop_event.wait(self.poll_interval)
-                continue
-            self.on_request("ReceiveMessage")
-            for start in range(0, len(messages), BATCH_SIZE):
-                self.pool.submit(self._invoke, messages[start : start + BATCH_SIZE])
+            if messages:
+                self.on_request("ReceiveMessage")
+                self._hold(messages)
+            if len(messages) < RECEIVE_MAX:
+                # Nothing more waiting: the pollers together poll every
+                # poll_interval. Each receive costs the endpoint's one lock
+                # time in proportion to the messages in flight (about 8 ms
+                # with 1,000), so five pollers each polling that often took
+                # 40 % of it while a crowd was being claimed.
+                self.stop_event.wait(self.poll_interval * len(self.threads))
+
+    # --- timing the invocations ---------------------------------------------
+
+    def _hold(self, messages: list[dict]) -> None:
+        now = time.time()
+        with self.changed:
+            for message in messages:
+                entry = held(message, now)
+                if entry.due is not None:
+                    self.crowds.add(entry.due)
+                self.held.append(entry)
+            self.changed.notify_all()
+
+    def _take_startable(self, now: float) -> tuple[list[Held], float]:
+        """What may start now (the caller holds self.changed), and when to
+        look again. A crowd's lead is counted as it is now: it grows as more
+        of the crowd is received."""
+        ready, waiting, wake = [], [], now + 1.0
+        for entry in self.held:
+            start = entry.start(self.crowds, self.lead)
+            if start <= now:
+                ready.append(entry)
+            else:
+                waiting.append(entry)
+                wake = min(wake, start)
+        self.held = waiting
+        if ready:
+            self.crowds.trim(now)
+        return ready, wake
+
+    def _start_loop(self) -> None:
+        while not self.stop_event.is_set():
+            with self.changed:
+                ready, wake = self._take_startable(time.time())
+                if not ready:
+                    self.changed.wait(max(0.0, wake - time.time()))
+                    continue
+            ready.sort(key=lambda entry: entry.due or 0.0)
+            self.pacer.expect([entry.due for entry in ready if entry.due is not None])
+            for start in range(0, len(ready), BATCH_SIZE):
+                self.pool.submit(self._invoke_held, ready[start : start + BATCH_SIZE])
+
+    def _invoke_held(self, entries: list[Held]) -> None:
+        due = entries[0].due
+        paced = self.pacer.invocation(due) if due is not None else contextlib.nullcontext()
+        with paced:
+            self._invoke([entry.message for entry in entries])
+
+    def _release_held(self) -> None:
+        """At stop: what was received but not started becomes visible again
+        at once, for the next start (not after the visibility timeout)."""
+        with self.changed:
+            entries, self.held = self.held, []
+        for entry in entries:
+            try:
+                self.client.change_message_visibility(
+                    QueueUrl=self.url,
+                    ReceiptHandle=entry.message["ReceiptHandle"],
+                    VisibilityTimeout=0,
+                )
+            except Exception as exc:  # it comes back after the visibility timeout
+                logger.warning("could not release a held queue message: %s", exc)
+
+    # --- invoking -------------------------------------------------------------
 
     def _invoke(self, messages: list[dict]) -> None:
         event = {"Records": [sqs_record(m, self.arn, self.region) for m in messages]}
@@ -175,6 +314,21 @@ class QueueSource:
                     logger.exception("invocation for %s queue messages failed", len(messages))
                 self._failed(messages, exc)
                 return
+        self.deletions.put((time.time() + DELETE_DELAY_SECONDS, messages))
+
+    def _delete_loop(self) -> None:
+        """One delete at a time (one DeleteMessageBatch per invocation, as
+        Lambda's event source makes), each a moment after its invocation; at
+        stop, what is left is deleted at once."""
+        while True:
+            item = self.deletions.get()
+            if item is None:
+                return
+            when, messages = item
+            self.stop_event.wait(max(0.0, when - time.time()))
+            self._delete(messages)
+
+    def _delete(self, messages: list[dict]) -> None:
         try:
             self.client.delete_message_batch(
                 QueueUrl=self.url,

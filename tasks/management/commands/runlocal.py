@@ -81,8 +81,9 @@ class Command(BaseCommand):
             creds = bootstrap(data_dir)
             started = datetime.now(UTC)  # what came before is settled: reconcile
             self._count_calls()
-            source = self._queue_source(threads)  # before any firing
-            firer = self._start_firer(aws.url, threads)
+            pacer = self._pacer()
+            source = self._queue_source(threads, pacer)  # before any firing
+            firer = self._start_firer(aws.url, threads, pacer)
             source.start()
             self._reconcile(started)
             server = self._start_web(host, port)
@@ -138,16 +139,20 @@ class Command(BaseCommand):
         os.environ["AWS_ENDPOINT_URL"] = url
         return aws
 
-    def _start_firer(self, endpoint: str, threads: int):
-        from tasks.localmode.firer import Firer
-        from tasks.localmode.invokers import invoke_command
+    def _pacer(self):
         from tasks.localmode.sendfirst import SendFirst
-        from tasks.localmode.sources import FeedSource
         from tasks.services import running
 
         # Many invocations share this process (on Lambda, one each).
         pacer = SendFirst()
         running.set_pacer(pacer)
+        return pacer
+
+    def _start_firer(self, endpoint: str, threads: int, pacer):
+        from tasks.localmode.firer import Firer
+        from tasks.localmode.invokers import invoke_command
+        from tasks.localmode.sources import FeedSource
+
         _make_clients()
         # The timeout is the executor Lambda's (zappa_settings.json).
         # Its own client, apart from the call counter: its calls (deleting
@@ -165,10 +170,12 @@ class Command(BaseCommand):
         firer.start()
         return firer
 
-    def _queue_source(self, threads: int):
+    def _queue_source(self, threads: int, pacer):
         """The hop queue and the stand-in for its Lambda event source; the
-        app sends to it (TASK_QUEUE_URL), as on AWS."""
-        from tasks.localmode import callcount
+        app sends to it (TASK_QUEUE_URL), as on AWS, its messages visible a
+        little earlier than on AWS (the stand-in times them: sqsource.py)."""
+        from tasks import taskqueue
+        from tasks.localmode import callcount, crowd
         from tasks.localmode.sqsource import QueueSource, ensure_queue
 
         # Its own client, apart from the call counter: its requests are the
@@ -178,6 +185,7 @@ class Command(BaseCommand):
         # The executor Lambda's timeout (zappa_settings.json) is 120 s.
         url, arn = ensure_queue(client, f"{settings.TABLE_PREFIX}-hop", visibility_timeout=120)
         settings.TASK_QUEUE_URL = url
+        taskqueue.set_lookahead(crowd.HOP_LOOKAHEAD_SECONDS)
         source = QueueSource(
             client=client,
             url=url,
@@ -185,6 +193,7 @@ class Command(BaseCommand):
             region=settings.AWS_REGION,
             workers=threads,
             on_request=lambda operation: callcount.record("call", f"sqs.{operation}"),
+            pacer=pacer,
         )
         source.invoke = _metered(source.invoke, "executor")
         return source

@@ -1,0 +1,65 @@
+"""How far ahead of its second the local mode starts an invocation: more
+when many tasks share the second.
+
+The local endpoint serves one request at a time, and every task's claim is a
+write it must serve (a few ms each), so a crowd of N tasks due at the same
+second needs about N claims' time before that second. The stand-ins (the
+firer for schedules, sqsource for the hop queue) start each invocation
+`lead(crowd)` seconds early; the executor claims the task then, and holds
+its request until the second (it never sends early). The lead never exceeds
+the executor's claim window (tasks.models.CLAIM_EARLY_SECONDS), less half a
+second: a claim made earlier would be refused.
+"""
+
+from __future__ import annotations
+
+import collections
+
+from tasks.models import CLAIM_EARLY_SECONDS
+
+LEAD_BASE_SECONDS = 0.25
+# About one claim's cost, endpoint and client, under a crowd (a 2-core machine).
+LEAD_PER_TASK_SECONDS = 0.015
+# The claim's condition is computed by the executor when it sends the claim
+# (due at most CLAIM_EARLY_SECONDS from then), so an invocation started half
+# a second inside the window is never refused, however long the claim waits
+# for the endpoint.
+MAX_LEAD_SECONDS = CLAIM_EARLY_SECONDS - 0.5
+# The local hop queue makes its messages visible this much earlier than
+# DelaySeconds would on AWS (tasks.taskqueue.set_lookahead), so that its
+# stand-in sees a crowd in time to start it MAX_LEAD_SECONDS early; it holds
+# every other message until Lambda's event source would have seen it.
+HOP_LOOKAHEAD_SECONDS = MAX_LEAD_SECONDS
+
+
+def lead(
+    crowd: int, base: float = LEAD_BASE_SECONDS, per_task: float = LEAD_PER_TASK_SECONDS
+) -> float:
+    """Seconds before its second to start one of `crowd` invocations due then."""
+    return min(base + per_task * crowd, MAX_LEAD_SECONDS)
+
+
+class Crowds:
+    """How many invocations are due in each second (epoch seconds). A second
+    keeps its count while its invocations start, so that the last of a crowd
+    gets the same lead as the first; old seconds are trimmed."""
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[int] = collections.Counter()
+
+    def add(self, at: float) -> None:
+        self.counts[int(at)] += 1
+
+    def remove(self, at: float) -> None:
+        self.counts[int(at)] -= 1
+
+    def __getitem__(self, at: float) -> int:
+        return self.counts[int(at)]
+
+    def clear(self) -> None:
+        self.counts.clear()
+
+    def trim(self, now: float) -> None:
+        if len(self.counts) > 1000:
+            for second in [s for s, n in self.counts.items() if s < now - 60 or n <= 0]:
+                del self.counts[second]
