@@ -166,3 +166,25 @@ def test_it_invokes_a_crowd_expected_by_the_pacer_and_deletes_after(lookahead):
     assert sorted(invoked) == ["t0", "t1", "t2"]
     assert expected == [now.timestamp()] * 3
     assert sorted(client.deleted) == ["r0", "r1", "r2"]
+
+
+def test_it_runs_at_stop_what_is_due_within_the_horizon(lookahead):
+    """A held message due any moment (Lambda's event source could have it
+    already) is delivered within the stop, not late at the next start."""
+    client = FakeSQS()
+    invoked = []
+    source = QueueSource(
+        client=client,
+        url="q",
+        arn="arn",
+        region="us-east-1",
+        invoke=lambda event, context: invoked.append(event["Records"][0]["messageId"]),
+    )
+    now = datetime.now(UTC)
+    soon = message(1, due=now + timedelta(seconds=1), sent=now)
+    later = message(2, due=now + timedelta(seconds=30), sent=now)
+    source._hold([soon, later])
+    source.stop()
+    assert invoked == ["m1"]
+    assert client.deleted == ["r1"]
+    assert client.released == ["r2"]

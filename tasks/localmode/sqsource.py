@@ -56,6 +56,10 @@ RECEIVE_MAX = 10
 # RETRY_SECONDS, not the queue's visibility timeout (12 minutes on AWS).
 MAX_RECEIVE_COUNT = 3
 RETRY_SECONDS = 1
+# At stop, a held message due within this long is started rather than
+# released: a message is visible on AWS up to HOP_MARGIN_SECONDS + 1 s before
+# its due time, and the stand-in before the lookahead started it then.
+STOP_HORIZON_SECONDS = 1.5
 # A processed message is deleted this long after its invocation (as the
 # firer deletes a fired schedule): off the instant its crowd is due.
 DELETE_DELAY_SECONDS = 1.0
@@ -202,6 +206,8 @@ class QueueSource:
         self.deletions.put(None)
         if self.deleter.is_alive():
             self.deleter.join(timeout=5)
+        else:  # never started
+            self._delete_rest([])
 
     def _loop(self) -> None:
         while not self.stop_event.is_set():
@@ -278,9 +284,19 @@ class QueueSource:
 
     def _release_held(self) -> None:
         """At stop: what was received but not started becomes visible again
-        at once, for the next start (not after the visibility timeout)."""
+        at once, for the next start (not after the visibility timeout),
+        except what is due within STOP_HORIZON_SECONDS: Lambda's event
+        source could have received that already, and it is delivered and
+        recorded within the stop's budget, rather than late at the next start."""
+        soon = time.time() + STOP_HORIZON_SECONDS
         with self.changed:
-            entries, self.held = self.held, []
+            entries = [e for e in self.held if e.due is None or e.due > soon]
+            starting = [e for e in self.held if e.due is not None and e.due <= soon]
+            self.held = []
+        if starting:
+            self.pacer.expect([entry.due for entry in starting])
+            for entry in starting:
+                self.pool.submit(self._invoke_held, [entry])
         for entry in entries:
             try:
                 self.client.change_message_visibility(
@@ -325,8 +341,18 @@ class QueueSource:
             if item is None:
                 return
             when, messages = item
-            self.stop_event.wait(max(0.0, when - time.time()))
+            if self.stop_event.wait(max(0.0, when - time.time())):
+                self._delete_rest(messages)
+                return
             self._delete(messages)
+
+    def _delete_rest(self, first: list[dict]) -> None:
+        """At stop, before the endpoint stops: the rest, ten per request."""
+        messages = list(first)
+        while (item := self.deletions.get()) is not None:
+            messages += item[1]
+        for start in range(0, len(messages), RECEIVE_MAX):
+            self._delete(messages[start : start + RECEIVE_MAX])
 
     def _delete(self, messages: list[dict]) -> None:
         try:
@@ -338,8 +364,13 @@ class QueueSource:
                 ],
             )
             self.on_request("DeleteMessageBatch")
-        except Exception:
-            logger.exception("could not delete processed queue messages")
+        except Exception as exc:
+            # Left in the queue: visible again after the visibility timeout,
+            # its invocation then finds the task no longer scheduled.
+            if storage_unreachable(exc):
+                logger.warning("could not delete processed queue messages: %s", exc)
+            else:
+                logger.exception("could not delete processed queue messages")
 
     def _failed(self, messages: list[dict], error: Exception) -> None:
         """Redrive: to the dead-letter queue after MAX_RECEIVE_COUNT receives;
