@@ -90,13 +90,12 @@ data "aws_iam_policy_document" "web" {
     resources = [aws_dynamodb_table.tasks.arn]
   }
 
-  # Listing and counting are Queries on the indexes, never on the table.
+  # Listing is Queries on the indexes, never on the table.
   statement {
     sid     = "TaskIndexes"
     actions = ["dynamodb:Query"]
     resources = [
       "${aws_dynamodb_table.tasks.arn}/index/due-due_at-index",
-      "${aws_dynamodb_table.tasks.arn}/index/status-created_at-index",
       "${aws_dynamodb_table.tasks.arn}/index/listing-created_at-index",
       "${aws_dynamodb_table.tasks.arn}/index/schedule_id-occurrence_at-index",
     ]
@@ -254,11 +253,11 @@ data "aws_iam_policy_document" "executor" {
     resources = ["*"]
   }
 
-  # Reconcile reads the scheduled and the running tasks.
+  # Reconcile reads the tasks due from its window on (the due index).
   statement {
     sid       = "TaskIndexes"
     actions   = ["dynamodb:Query"]
-    resources = ["${aws_dynamodb_table.tasks.arn}/index/status-created_at-index"]
+    resources = ["${aws_dynamodb_table.tasks.arn}/index/due-due_at-index"]
   }
 
   statement {

@@ -59,13 +59,11 @@ def task_list(request: HttpRequest) -> HttpResponse:
         # A cursor from another filter or a mangled link: start over.
         messages.error(request, "That page link is no longer valid; showing the first page.")
         return redirect(_list_url(status, order))
-    counts = selectors.task_counts()
     context = {
         "tasks": page.items,
         "next_url": _list_url(status, order, page.next_cursor) if page.next_cursor else None,
         "first_url": _list_url(status, order) if cursor else None,
-        "counts": [(s, _shown_count(counts[s]), _list_url(s, order)) for s in STATUSES],
-        "total": _shown_count(*counts.values()),
+        "filters": [(s, _list_url(s, order)) for s in STATUSES],
         "all_url": _list_url(None, order),
         "orders": [(o, label, _list_url(status, o)) for o, label in ORDER_LABELS.items()],
         "status": status,
@@ -75,14 +73,6 @@ def task_list(request: HttpRequest) -> HttpResponse:
     }
     template = "tasks/_task_list_live.html" if _is_htmx(request) else "tasks/task_list.html"
     return render_page(request, template, context)
-
-
-def _shown_count(*counts: int) -> str:
-    """The sum of task_counts() values as the dashboard shows it: a count
-    above selectors.COUNT_CAP adds the cap and a "+" ("1,000+")."""
-    cap = selectors.COUNT_CAP
-    shown = f"{sum(min(n, cap) for n in counts):,}"
-    return shown + "+" if any(n > cap for n in counts) else shown
 
 
 def _list_url(status: str | None, order: str, cursor: str | None = None) -> str:
