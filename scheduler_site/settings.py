@@ -176,6 +176,10 @@ SCHEDULER_MAX_EVENT_AGE_SECONDS = env_int("SCHEDULER_MAX_EVENT_AGE_SECONDS", 360
 # that it arrives just before its second. Without it (""), a schedule fires
 # at its second and an early delivery waits in the executor.
 TASK_QUEUE_URL = env_str("TASK_QUEUE_URL", "")
+# A hop message becomes visible within the second that starts this long
+# before the task is due (tasks/taskqueue.py): more is more precise and
+# dearer (the executor holds what comes early), less is cheaper and later.
+TASK_HOP_LEAD_SECONDS = env_float("TASK_HOP_LEAD_SECONDS", 0.75, minimum=0.5)
 
 # --- Tasks ------------------------------------------------------------------
 TASK_DEFAULT_MAX_ATTEMPTS = env_int("TASK_DEFAULT_MAX_ATTEMPTS", 3, minimum=1)
