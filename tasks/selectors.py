@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 from pynamodb.exceptions import DoesNotExist
+from pynamodb.indexes import KeysOnlyProjection
 
 from tasks.errors import Invalid, NotFound
 from tasks.models import (
@@ -140,10 +141,13 @@ def _page(
         page_size=batch,
         last_evaluated_key=start_key,
     )
-    items: list[Task] = []
+    # A keys-only index gives ids, read with BatchGetItem; another (the
+    # recurring schedules' listing) carries the items themselves.
+    keys_only = isinstance(index.Meta.projection, KeysOnlyProjection)
+    items: list = []
     read = 0
     for chunk in _chunks(results, batch):
-        found = _read_items([entry.id for entry in chunk])
+        found = _read_items([entry.id for entry in chunk]) if keys_only else chunk
         items += [task for task in found if status is None or task.status == status]
         read += len(chunk)
         if len(items) >= wanted:
