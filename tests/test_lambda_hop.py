@@ -315,6 +315,32 @@ def test_it_answers_a_cors_preflight_for_an_allowed_origin_at_the_function_url(w
     assert header(web.invoke(preflight), "Access-Control-Allow-Origin") is None
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("DELETE", "/api/schedules/abc"),
+        ("PATCH", "/api/schedules/abc"),
+        ("DELETE", "/api/dead-letters/abc"),
+    ],
+)
+def test_it_allows_delete_and_patch_in_a_preflight_at_the_function_url(web, method, path):
+    """The function URL leaves preflights to the app (its own cors is off)."""
+    preflight = url_event(
+        "OPTIONS",
+        path,
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    response = web.invoke(preflight)
+    assert response["statusCode"] == 200
+    assert header(response, "Access-Control-Allow-Origin") == "https://app.example.com"
+    allowed = {m.strip() for m in header(response, "Access-Control-Allow-Methods").split(",")}
+    assert method in allowed
+
+
 def test_it_fits_each_function_in_its_configured_memory(web, executor):
     """Peak RSS after the invocations above (the module's tests run first):
     the configured memory_size leaves room above it."""
