@@ -21,11 +21,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
-from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 
 from tasks.localmode.sqsource import sqs_record
+from tests import lambda_artifacts
 from tests.lambda_artifacts import (
     SIGNING_SECRET,
     STAGE,
@@ -41,6 +40,10 @@ from tests.lambda_artifacts import (
 )
 
 pytestmark = pytest.mark.e2e
+
+# Module-scoped fixtures shared with the other artifact tests (lambda_artifacts.py).
+moto_endpoint = lambda_artifacts.moto_endpoint
+receiver = lambda_artifacts.receiver
 
 URL_HOST = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
 QUEUE = f"task-scheduler-{STAGE}-hop"
@@ -107,15 +110,6 @@ def packages(tmp_path_factory) -> tuple[Path, Path]:
     return unpack(web, root / "web"), unpack(executor, root / "executor")
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def client(service: str, endpoint: str):
     return boto3.client(
         service,
@@ -162,16 +156,6 @@ def api_key(web) -> str:
     return web.run(
         "from tasks.services import access\nresult = access.apikey_create(name='hop')[1]"
     )
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    server.clear()
-    if server.is_running():
-        server.stop()
 
 
 def create(web, api_key: str, url: str, run_at: datetime) -> dict:
