@@ -34,7 +34,6 @@ import random
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -126,8 +125,10 @@ def create(stack, url: str, due: list[datetime], max_attempts: int = 1) -> list[
             raise RuntimeError(f"create failed: {status} {task}")
         return task["id"]
 
-    with ThreadPoolExecutor(4) as pool:
-        return list(pool.map(one, due))
+    # One at a time: the local endpoint serves one request at a time, so
+    # concurrent creates would bill each web invocation for the others'
+    # waits, which DynamoDB and Scheduler on AWS do not impose.
+    return [one(when) for when in due]
 
 
 def _ms(when: datetime) -> datetime:
@@ -196,6 +197,12 @@ def main() -> int:
         "-r", type=int, default=5, help="recurring schedules, 1 minute apart (0: none)"
     )
     parser.add_argument("--stage", default="dev", help="zappa_settings.json stage (memory)")
+    parser.add_argument(
+        "--hop-lead",
+        type=float,
+        default=None,
+        help="TASK_HOP_LEAD_SECONDS (default: the setting's, 0.75)",
+    )
     args = parser.parse_args()
     receiver = Receiver()
     url = receiver.start()
@@ -208,6 +215,7 @@ def main() -> int:
                 "SCHEDULER_LOCAL_METER_LOG": str(meter),
                 "TASK_RETRY_BASE_SECONDS": str(RETRY_BASE_SECONDS),
                 "LOG_LEVEL": "WARNING",
+                **({"TASK_HOP_LEAD_SECONDS": str(args.hop_lead)} if args.hop_lead else {}),
             },
         )
         try:
@@ -220,6 +228,8 @@ def main() -> int:
 def run(stack, receiver: Receiver, url: str, meter: Path, args) -> int:
     banner = [line.strip() for line in stack.output if line.startswith("Precision:")]
     print(banner[0] if banner else "Precision: second (no minute emulation!)")
+    lead = f"{args.hop_lead} s" if args.hop_lead else "the default"
+    print(f"Hop lead (TASK_HOP_LEAD_SECONDS): {lead}")
     n, start_line = args.n, len(read_meter(meter))
     base = datetime.now(UTC) + timedelta(seconds=FIRST_DUE)
     due = [_ms(base + timedelta(seconds=random.uniform(0, SPREAD))) for _ in range(n)]
