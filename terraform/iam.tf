@@ -69,18 +69,12 @@ data "aws_iam_policy_document" "web_trust" {
     }
   }
 
-  # Zappa's API Gateway integration invokes the function with the function's
-  # own role (its `credentials`), so API Gateway must be able to assume it.
-  # Another account's API cannot: it would need iam:PassRole on this role.
-  statement {
-    sid     = "ZappaApiGatewayIntegration"
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["apigateway.amazonaws.com"]
-    }
-  }
+  # Only Lambda: the web stages are reached by a function URL (auth NONE),
+  # which Lambda authorises by the function's resource policy, not by this
+  # role. Zappa's API Gateway integration would invoke the function with this
+  # role (apigateway.amazonaws.com here and lambda:InvokeFunction on the web
+  # function below); no stage uses it (apigateway_enabled: false), so
+  # neither is granted.
 }
 
 data "aws_iam_policy_document" "web" {
@@ -173,14 +167,6 @@ data "aws_iam_policy_document" "web" {
       "sqs:DeleteMessage",
     ]
     resources = [aws_sqs_queue.scheduler_dlq.arn]
-  }
-
-  # For API Gateway, which invokes the function with this role (see above).
-  # The integration may name a published version, hence the qualified form.
-  statement {
-    sid       = "ApiGatewayInvokesTheWebFunction"
-    actions   = ["lambda:InvokeFunction"]
-    resources = [local.web_function_arn, "${local.web_function_arn}:*"]
   }
 
   statement {

@@ -27,6 +27,7 @@ from tests.terraform_stack import TERRAFORM_DIR, Stack
 
 ROOT = TERRAFORM_DIR.parent
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+ZAPPA_SETTINGS = json.loads((ROOT / "zappa_settings.json").read_text())
 # Statements allowed Resource "*", each with the reason AWS leaves no
 # narrower resource.
 RESOURCE_STAR_JUSTIFIED: dict[tuple[str, str], str] = {
@@ -35,8 +36,9 @@ RESOURCE_STAR_JUSTIFIED: dict[tuple[str, str], str] = {
 }
 # Grants used by AWS on the role's behalf, not by the code: Lambda writes
 # the logs and sends failed async invocations of the executor to its
-# dead-letter queue; API Gateway invokes the web function.
-USED_BY_AWS_NOT_THE_CODE = ("logs:", "lambda:", "sqs:SendMessage")
+# dead-letter queue. Any other grant (a lambda: one included) must be used by
+# a recorded call.
+USED_BY_AWS_NOT_THE_CODE = ("logs:", "sqs:SendMessage")
 # The hop queue's Lambda event source polls with the executor's role.
 HOP = "arn:aws:sqs:us-east-1:123456789012:task-scheduler-dev-hop"
 EVENT_SOURCE_GRANTS = {
@@ -232,14 +234,19 @@ def test_it_lets_the_scheduler_role_invoke_only_the_executor_and_feed_its_dlq(st
     assert stack.resolve(stack.locals["executor_function_arn"]) == executor
 
 
-def test_it_lets_only_lambda_and_zappas_api_gateway_assume_the_function_roles(stack):
+def test_it_lets_only_lambda_assume_the_function_roles(stack):
     def principals(role: str) -> list[str]:
         statements = stack.policy_document(stack.trust_document(role))
         assert all(s["actions"] == ["sts:AssumeRole"] for s in statements)
         return sorted(i for s in statements for p in s["principals"] for i in p["identifiers"])
 
     assert principals("executor") == ["lambda.amazonaws.com"]
-    assert principals("web") == ["apigateway.amazonaws.com", "lambda.amazonaws.com"]
+    # The web stages are reached by a function URL, not API Gateway (whose
+    # integration would invoke the function with the web role).
+    assert principals("web") == ["lambda.amazonaws.com"]
+    for stage in ("dev", "prod"):
+        assert ZAPPA_SETTINGS[stage]["apigateway_enabled"] is False
+        assert ZAPPA_SETTINGS[stage]["function_url_enabled"] is True
 
 
 # --- IAM against the calls the code makes ------------------------------------------------
@@ -504,9 +511,6 @@ def test_it_scopes_what_aws_does_with_the_function_roles_to_their_own_function(s
         }
         log_streams = f"arn:aws:logs:{account}:log-group:/aws/lambda/{function}:*"
         expected = {("logs:CreateLogStream", log_streams), ("logs:PutLogEvents", log_streams)}
-        if role == "web":  # API Gateway invokes the web function with the web role
-            arn = f"arn:aws:lambda:{account}:function:{function}"
-            expected |= {("lambda:InvokeFunction", arn), ("lambda:InvokeFunction", f"{arn}:*")}
         hop = f"arn:aws:sqs:{account}:task-scheduler-dev-hop"
         if role == "web":  # the direct path of a task due within a minute or two
             expected |= {("sqs:SendMessage", hop)}
