@@ -1,4 +1,4 @@
-"""Reads of tasks (one item, a page of a listing, the counts per status) and
+"""Reads of tasks (one item, a page of a listing) and
 of recurring schedules (one, a page, each one's last occurrence)."""
 
 from __future__ import annotations
