@@ -133,7 +133,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # cookies, so credentials are not allowed.
 CORS_ALLOWED_ORIGINS = env_origins("CORS_ALLOWED_ORIGINS")
 CORS_URLS_REGEX = r"^/(api/|schedule-task$)"
-CORS_ALLOW_METHODS = ("GET", "OPTIONS", "POST")
+# Every method the API's routes use (tests/test_cors.py checks them against
+# the OpenAPI schema): DELETE discards a dead letter and deletes a schedule,
+# PATCH changes a schedule.
+CORS_ALLOW_METHODS = ("DELETE", "GET", "OPTIONS", "PATCH", "POST")
 CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "idempotency-key")
 CORS_ALLOW_CREDENTIALS = False
 CORS_PREFLIGHT_MAX_AGE = 86400
@@ -176,6 +179,10 @@ SCHEDULER_MAX_EVENT_AGE_SECONDS = env_int("SCHEDULER_MAX_EVENT_AGE_SECONDS", 360
 # that it arrives just before its second. Without it (""), a schedule fires
 # at its second and an early delivery waits in the executor.
 TASK_QUEUE_URL = env_str("TASK_QUEUE_URL", "")
+# A hop message becomes visible within the second that starts this long
+# before the task is due (tasks/taskqueue.py): more is more precise and
+# dearer (the executor holds what comes early), less is cheaper and later.
+TASK_HOP_LEAD_SECONDS = env_float("TASK_HOP_LEAD_SECONDS", 0.75, minimum=0.5)
 
 # --- Tasks ------------------------------------------------------------------
 TASK_DEFAULT_MAX_ATTEMPTS = env_int("TASK_DEFAULT_MAX_ATTEMPTS", 3, minimum=1)

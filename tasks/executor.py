@@ -102,7 +102,7 @@ def reconcile(event: Any, context: Any = None) -> dict:
     try:
         from tasks.services.reconcile import tasks_reconcile
 
-        result = tasks_reconcile()
+        result = tasks_reconcile(recent_only=True)
     except TypeError as exc:  # see run_task: Zappa would call it again
         logger.exception("reconcile failed")
         raise ExecutorError(f"reconcile failed: {exc}") from None

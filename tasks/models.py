@@ -54,8 +54,7 @@ STATUSES = tuple(Status)
 OUTCOME_UNKNOWN = Outcome.UNKNOWN
 # The constant partition of the all-tasks index (see CreatedAtIndex).
 LISTING_ALL = "task"
-# The constant partition of the due index, set only on scheduled tasks (see
-# StatusRunAtIndex).
+# The constant partition of the due index (see StatusRunAtIndex).
 DUE_LISTING = "due"
 
 
@@ -69,17 +68,22 @@ class _Meta:
 
 
 # The indexes carry keys only (KEYS_ONLY): a listing reads its page's items
-# with one BatchGetItem. Reads cost a fifth of writes, and a write to a task
-# then touches an index only when it changes that index's key, never because
-# a projected attribute changed (the attempt history grows with each attempt).
+# with one BatchGetItem. Reads cost a fifth of writes. Both task indexes are
+# written once, when the task is stored: their keys (created_at, due_at) do
+# not change as a task runs, and an index carries no attribute a status
+# change or an attempt rewrites, so claiming and recording an attempt cost
+# one write unit each and touch no index. (A status index cost a task five
+# more: its entry was moved at the claim and again at the record. Listing by
+# status reads the items instead; see selectors.task_list.)
 
 
 class StatusRunAtIndex(GlobalSecondaryIndex):
-    """Scheduled tasks in the order of their next attempt: "what is due next".
+    """Every task in the order of its next attempt: "what is due next", and
+    what reconcile checks (services/reconcile.py).
 
-    Sparse: only a scheduled task carries `due_listing` (see status_set), so a
-    task enters it once and leaves it at its claim; finished tasks, the most
-    of them, cost it nothing."""
+    Not sparse: a task keeps its entry for life, so it is written once, at
+    create (and moved only when a retry or a reschedule changes due_at).
+    A task stored before this carried the key only while scheduled."""
 
     class Meta:
         index_name = "due-due_at-index"
@@ -87,17 +91,6 @@ class StatusRunAtIndex(GlobalSecondaryIndex):
 
     due_listing = UnicodeAttribute(hash_key=True)
     due_at = UTCDateTimeAttribute(range_key=True)
-
-
-class StatusCreatedAtIndex(GlobalSecondaryIndex):
-    """Tasks of one status, newest first; the counts per status."""
-
-    class Meta:
-        index_name = "status-created_at-index"
-        projection = KeysOnlyProjection()
-
-    status = UnicodeAttribute(hash_key=True)
-    created_at = UTCDateTimeAttribute(range_key=True)
 
 
 class CreatedAtIndex(GlobalSecondaryIndex):
@@ -117,11 +110,12 @@ class CreatedAtIndex(GlobalSecondaryIndex):
 
 class ScheduleOccurrenceIndex(GlobalSecondaryIndex):
     """A recurring schedule's occurrences, newest first. Sparse: only
-    occurrence tasks have a schedule_id."""
+    occurrence tasks have a schedule_id. Keys only, like the others: an
+    occurrence's status changes then touch it not at all."""
 
     class Meta:
         index_name = "schedule_id-occurrence_at-index"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     schedule_id = UnicodeAttribute(hash_key=True)
     occurrence_at = UTCDateTimeAttribute(range_key=True)
@@ -161,7 +155,8 @@ class Task(Model):
     schedule_seq = NumberAttribute(default=0)
     attempt_history = ListAttribute(of=AttemptRecord, default=list)
     listing = UnicodeAttribute(default=LISTING_ALL)
-    # DUE_LISTING while scheduled, absent otherwise: the due index's key.
+    # DUE_LISTING: the due index's partition key (absent on a finished task
+    # stored before that index was kept for life).
     due_listing = UnicodeAttribute(null=True)
     # While running: when the claim lapses. The executor's Lambda has timed out
     # by then, so a task still running is stuck (its executor died) and an
@@ -209,7 +204,6 @@ class Task(Model):
         return {t.name for t in OPERATOR_COMMANDS if t.allows(self)}
 
     status_run_at_index = StatusRunAtIndex()
-    status_created_at_index = StatusCreatedAtIndex()
     created_at_index = CreatedAtIndex()
     schedule_occurrence_index = ScheduleOccurrenceIndex()
 
@@ -296,11 +290,12 @@ MODELS = (Task, ApiKey, Operator, Schedule)
 
 
 def status_set(status: Status) -> list:
-    """The updates that give a task a status: with it, the sparse key of the
-    due index (present only while the task is scheduled)."""
+    """The updates that give a task a status. A scheduled task also gets the
+    due index's key (a no-op for the index when it has it already: only a
+    task stored before that index was kept for life lacks it)."""
     if status == Status.SCHEDULED:
         return [Task.status.set(status), Task.due_listing.set(DUE_LISTING)]
-    return [Task.status.set(status), Task.due_listing.remove()]
+    return [Task.status.set(status)]
 
 
 # --- Transitions: each rule stated once -----------------------------------------

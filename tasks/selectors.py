@@ -1,4 +1,4 @@
-"""Reads of tasks (one item, a page of a listing, the counts per status) and
+"""Reads of tasks (one item, a page of a listing) and
 of recurring schedules (one, a page, each one's last occurrence)."""
 
 from __future__ import annotations
@@ -60,6 +60,18 @@ class TaskPage:
     next_cursor: str | None
 
 
+# A listing filtered by status reads items, not index entries: the task
+# indexes carry no status (tasks/models.py), so each page reads the index in
+# its order and keeps the items of that status. It reads at most this many
+# items: a page of a rare status in a long history may come back short (even
+# empty) with a nextCursor to read on from, as a DynamoDB filter would.
+FILTER_READ_BUDGET = 1000
+# "Next due first" starts this long before now: a scheduled task overdue by
+# more than that has lost its way (reconcile's business), and is listed by
+# status=scheduled, newest first.
+DUE_LOOKBACK = timedelta(minutes=15)
+
+
 def task_list(
     *,
     status: str | None = None,
@@ -71,10 +83,10 @@ def task_list(
     """One page of tasks, always a Query on an index (never a Scan).
 
     newest: createdAt descending. due: the scheduled tasks (the only ones
-    that are due) by their next attempt, next due first; with another status,
-    that status newest first. With a schedule_id: that recurring schedule's
-    occurrences, newest first. The task indexes hold keys only: the page's
-    items are read with one BatchGetItem.
+    that are due) by their next attempt, next due first, from DUE_LOOKBACK
+    ago; with another status, that status newest first. With a schedule_id:
+    that recurring schedule's occurrences, newest first. The indexes hold
+    keys only: the page's items are read with BatchGetItem.
     """
     if schedule_id is not None:
         if status is not None or order != "newest":
@@ -91,36 +103,72 @@ def task_list(
     if order not in ORDERS:
         raise Invalid.one(["query", "order"], f"order must be one of {', '.join(ORDERS)}", "enum")
     if order == "due" and status in (None, Status.SCHEDULED):
-        index, hash_key, forward = Task.status_run_at_index, DUE_LISTING, True
-    elif status:
-        index, hash_key, forward = Task.status_created_at_index, status, False
-    else:
-        index, hash_key, forward = Task.created_at_index, LISTING_ALL, False
-    return _page(index, hash_key, forward, limit, cursor)
+        since = datetime.now(UTC) - DUE_LOOKBACK
+        return _page(
+            Task.status_run_at_index,
+            DUE_LISTING,
+            True,
+            limit,
+            cursor,
+            status=Status.SCHEDULED,
+            range_key_condition=Task.due_at >= since,
+        )
+    return _page(Task.created_at_index, LISTING_ALL, False, limit, cursor, status=status)
 
 
-def _page(index, hash_key: str, forward: bool, limit: int, cursor: str | None) -> TaskPage:
+def _page(
+    index,
+    hash_key: str,
+    forward: bool,
+    limit: int,
+    cursor: str | None,
+    *,
+    status: str | None = None,
+    range_key_condition=None,
+) -> TaskPage:
+    """A page of `limit` items in the index's order; with a status, only the
+    items of that status, reading at most FILTER_READ_BUDGET of them."""
     index_name = index.Meta.index_name
-    start_key = decode_cursor(cursor, index_name, hash_key) if cursor else None
+    start_key = decode_cursor(cursor, index_name, hash_key, status) if cursor else None
     # One item more than the page: whether there is a next page is known now,
     # so the last page is never an empty one.
+    wanted = limit + 1
+    batch = wanted if status is None else min(100, FILTER_READ_BUDGET)  # 100: BatchGetItem's most
     results = index.query(
         hash_key,
+        range_key_condition,
         scan_index_forward=forward,
-        limit=limit + 1,
-        page_size=limit + 1,
+        page_size=batch,
         last_evaluated_key=start_key,
     )
-    if isinstance(index.Meta.projection, KeysOnlyProjection):
-        items = _read_items([entry.id for entry in results])
-    else:
-        items = list(results)  # the index carries whole items
-    if len(items) <= limit:
-        return TaskPage(items=items, next_cursor=None)
-    items = items[:limit]
-    return TaskPage(
-        items=items, next_cursor=encode_cursor(key_of(items[-1], index_name), index_name)
-    )
+    # A keys-only index gives ids, read with BatchGetItem; another (the
+    # recurring schedules' listing) carries the items themselves.
+    keys_only = isinstance(index.Meta.projection, KeysOnlyProjection)
+    items: list = []
+    read = 0
+    for chunk in _chunks(results, batch):
+        found = _read_items([entry.id for entry in chunk]) if keys_only else chunk
+        items += [task for task in found if status is None or task.status == status]
+        read += len(chunk)
+        if len(items) >= wanted:
+            items = items[:limit]
+            return TaskPage(items, encode_cursor(key_of(items[-1], index_name), index_name, status))
+        if read >= FILTER_READ_BUDGET:
+            # Short of a page: the next one reads on after the last entry read.
+            return TaskPage(items, encode_cursor(key_of(chunk[-1], index_name), index_name, status))
+    return TaskPage(items, None)
+
+
+def _chunks(results, size: int):
+    """The query's entries, `size` at a time (it pages on by itself)."""
+    chunk = []
+    for entry in results:
+        chunk.append(entry)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _read_items(ids: list[str]) -> list[Task]:
@@ -130,36 +178,6 @@ def _read_items(ids: list[str]) -> list[Task]:
         return []
     found = {task.id: task for task in Task.batch_get(ids)}
     return [found[task_id] for task_id in ids if task_id in found]
-
-
-# Counting reads every index entry it counts, so counts stop here: the
-# dashboard polls them, and must cost the same with a million tasks.
-COUNT_CAP = 1000
-
-
-def task_counts() -> dict[str, int]:
-    """How many tasks have each status, up to COUNT_CAP: a count above it
-    (COUNT_CAP + 1) means "more than COUNT_CAP". Select=COUNT queries reading
-    at most COUNT_CAP + 1 index entries per status."""
-    connection = Task._get_connection()
-    index_name = Task.status_created_at_index.Meta.index_name
-    counts = {}
-    for status in STATUSES:
-        count, start = 0, None
-        while count <= COUNT_CAP:
-            page = connection.query(
-                status,
-                index_name=index_name,
-                select="COUNT",
-                limit=COUNT_CAP + 1 - count,
-                exclusive_start_key=start,
-            )
-            count += page["Count"]
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                break
-        counts[status] = min(count, COUNT_CAP + 1)
-    return counts
 
 
 # --- recurring schedules -------------------------------------------------------------
@@ -227,11 +245,12 @@ def schedule_next_runs(
 
 
 def schedule_last_occurrences(*, schedule_ids: list[str]) -> dict[str, Task]:
-    """Each schedule's newest occurrence (a one-item Query per schedule)."""
-    found = {}
+    """Each schedule's newest occurrence: a one-entry Query per schedule (the
+    index holds keys only), then one BatchGetItem for them all."""
+    newest = {}
     for schedule_id in schedule_ids:
-        for task in Task.schedule_occurrence_index.query(
+        for entry in Task.schedule_occurrence_index.query(
             schedule_id, scan_index_forward=False, limit=1, page_size=1
         ):
-            found[schedule_id] = task
-    return found
+            newest[entry.id] = schedule_id
+    return {newest[task.id]: task for task in _read_items(list(newest))}

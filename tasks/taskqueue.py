@@ -20,14 +20,17 @@ from django.conf import settings
 
 # SQS's limit on DelaySeconds.
 MAX_DELAY_SECONDS = 900
-# The message is meant to become visible this long before the due second: it
-# covers the event source's poll and the invocation (tens of ms on AWS, up to
-# the stand-in's 100 ms poll interval locally, plus whatever a busy machine
-# adds: at 0.2 s, the cost bench on a 2-core machine at load 6.5 saw p99
-# lateness 989 ms, max 1.3 s). DelaySeconds is whole seconds, so it becomes
-# visible HOP_MARGIN_SECONDS to HOP_MARGIN_SECONDS + 1 s early, and the
-# executor holds (billed) for that long: 1 s on average.
-HOP_MARGIN_SECONDS = 0.5
+# DelaySeconds is whole seconds, so a message sent now becomes visible at
+# some instant within one second: the executor aims that second to start
+# settings.TASK_HOP_LEAD_SECONDS before the due time (see delay_for). What
+# arrives early holds until due, billed; what arrives after is late. The
+# default, 0.75 s, makes the message visible between 0.75 s before and
+# 0.25 s after due: the hold averages about a quarter of a second, and a
+# task is at most about 0.25 s plus the event source's latency late (tens
+# of ms on AWS; up to the local stand-in's 100 ms poll). 1.5 s makes it
+# never late (p99 ~20 ms locally) for ~0.75 s more of the executor per task
+# (about $1.60 per million tasks at 128 MB; docs/benchmarks.md).
+
 # Only the local mode sets it (set_lookahead): its stand-in for the event
 # source takes each message this much earlier than DelaySeconds would on
 # AWS, and holds it until Lambda's event source would have seen it, unless a
@@ -58,11 +61,11 @@ def client():
 
 def delay_for(due: datetime, now: datetime | None = None, lookahead: float | None = None) -> int:
     """Whole seconds of DelaySeconds that make a message sent now visible
-    between HOP_MARGIN_SECONDS and HOP_MARGIN_SECONDS + 1 s before `due`
-    (0 when it is that close already; at most SQS's 900); in the local
-    mode, its lookahead earlier still (`lookahead=0.0`: as on AWS)."""
+    within the second that starts TASK_HOP_LEAD_SECONDS before `due` (0 when
+    it is that close already; at most SQS's 900); in the local mode, its
+    lookahead earlier still (`lookahead=0.0`: as on AWS)."""
     now = now or datetime.now(UTC)
-    early = HOP_MARGIN_SECONDS + (_lookahead if lookahead is None else lookahead)
+    early = settings.TASK_HOP_LEAD_SECONDS - 1 + (_lookahead if lookahead is None else lookahead)
     ahead = (due - now).total_seconds() - early
     return max(0, min(MAX_DELAY_SECONDS, math.floor(ahead)))
 

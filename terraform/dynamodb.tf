@@ -14,10 +14,6 @@ resource "aws_dynamodb_table" "tasks" {
     type = "S"
   }
   attribute {
-    name = "status"
-    type = "S"
-  }
-  attribute {
     name = "due_listing"
     type = "S"
   }
@@ -42,23 +38,16 @@ resource "aws_dynamodb_table" "tasks" {
     type = "S"
   }
 
-  # Keys only: a listing reads its page with BatchGetItem, and a write to a
-  # task touches an index only when it changes that index's key.
+  # Keys only, and keys that do not change as a task runs: each index entry
+  # is written once, when the task is stored, and claiming a task and
+  # recording its attempt touch no index (tasks/models.py). There is no
+  # status index: its entry moved twice in every task's life.
 
-  # Scheduled tasks by their next attempt ("what is due next"). Sparse: only
-  # a scheduled task has due_listing, so a task leaves it at its claim.
+  # Every task by its next attempt ("what is due next"; reconcile's window).
   global_secondary_index {
     name            = "due-due_at-index"
     hash_key        = "due_listing"
     range_key       = "due_at"
-    projection_type = "KEYS_ONLY"
-  }
-
-  # Tasks of one status, newest first; the counts per status.
-  global_secondary_index {
-    name            = "status-created_at-index"
-    hash_key        = "status"
-    range_key       = "created_at"
     projection_type = "KEYS_ONLY"
   }
 
@@ -76,7 +65,7 @@ resource "aws_dynamodb_table" "tasks" {
     name            = "schedule_id-occurrence_at-index"
     hash_key        = "schedule_id"
     range_key       = "occurrence_at"
-    projection_type = "ALL"
+    projection_type = "KEYS_ONLY"
   }
 
   point_in_time_recovery {

@@ -69,18 +69,12 @@ data "aws_iam_policy_document" "web_trust" {
     }
   }
 
-  # Zappa's API Gateway integration invokes the function with the function's
-  # own role (its `credentials`), so API Gateway must be able to assume it.
-  # Another account's API cannot: it would need iam:PassRole on this role.
-  statement {
-    sid     = "ZappaApiGatewayIntegration"
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["apigateway.amazonaws.com"]
-    }
-  }
+  # Only Lambda: the web stages are reached by a function URL (auth NONE),
+  # which Lambda authorises by the function's resource policy, not by this
+  # role. Zappa's API Gateway integration would invoke the function with this
+  # role (apigateway.amazonaws.com here and lambda:InvokeFunction on the web
+  # function below); no stage uses it (apigateway_enabled: false), so
+  # neither is granted.
 }
 
 data "aws_iam_policy_document" "web" {
@@ -90,13 +84,12 @@ data "aws_iam_policy_document" "web" {
     resources = [aws_dynamodb_table.tasks.arn]
   }
 
-  # Listing and counting are Queries on the indexes, never on the table.
+  # Listing is Queries on the indexes, never on the table.
   statement {
     sid     = "TaskIndexes"
     actions = ["dynamodb:Query"]
     resources = [
       "${aws_dynamodb_table.tasks.arn}/index/due-due_at-index",
-      "${aws_dynamodb_table.tasks.arn}/index/status-created_at-index",
       "${aws_dynamodb_table.tasks.arn}/index/listing-created_at-index",
       "${aws_dynamodb_table.tasks.arn}/index/schedule_id-occurrence_at-index",
     ]
@@ -176,14 +169,6 @@ data "aws_iam_policy_document" "web" {
     resources = [aws_sqs_queue.scheduler_dlq.arn]
   }
 
-  # For API Gateway, which invokes the function with this role (see above).
-  # The integration may name a published version, hence the qualified form.
-  statement {
-    sid       = "ApiGatewayInvokesTheWebFunction"
-    actions   = ["lambda:InvokeFunction"]
-    resources = [local.web_function_arn, "${local.web_function_arn}:*"]
-  }
-
   statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -254,11 +239,11 @@ data "aws_iam_policy_document" "executor" {
     resources = ["*"]
   }
 
-  # Reconcile reads the scheduled and the running tasks.
+  # Reconcile reads the tasks due from its window on (the due index).
   statement {
     sid       = "TaskIndexes"
     actions   = ["dynamodb:Query"]
-    resources = ["${aws_dynamodb_table.tasks.arn}/index/status-created_at-index"]
+    resources = ["${aws_dynamodb_table.tasks.arn}/index/due-due_at-index"]
   }
 
   statement {

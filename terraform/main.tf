@@ -16,7 +16,6 @@ locals {
   # so the executor stage "<stage>_executor" becomes "<prefix>-executor".
   web_function_name      = local.prefix
   executor_function_name = "${local.prefix}-executor"
-  web_function_arn       = "arn:${local.partition}:lambda:${var.region}:${local.account_id}:function:${local.web_function_name}"
   executor_function_arn  = "arn:${local.partition}:lambda:${var.region}:${local.account_id}:function:${local.executor_function_name}"
 
   # Every schedule the app makes lives in this group (see tasks/scheduler.py).

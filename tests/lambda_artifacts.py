@@ -1,5 +1,8 @@
 """Shared by the artifact tests: the built packages, a moto server over HTTP,
-and Lambda-shaped events (API Gateway REST v1, HTTP API v2)."""
+a webhook receiver, and Lambda-shaped events (API Gateway REST v1, HTTP API
+v2). The fixtures are module-scoped, as the functions they serve are: a
+module assigns them to names of its own (which overrides conftest's per-test
+receiver)."""
 
 from __future__ import annotations
 
@@ -7,8 +10,13 @@ import base64
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
+from moto.server import ThreadedMotoServer
+from pytest_httpserver import HTTPServer
 
 from deploy.build_lambda import VENV, entry_point, package_path
 from deploy.lambda_package import PackageError, PackageStats, check_extensions, check_size
@@ -42,6 +50,28 @@ __all__ = [
     "lambda_env",
     "unpack",
 ]
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server over HTTP on 127.0.0.1, for the functions' AWS calls."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[HTTPServer]:
+    """A webhook receiver on 127.0.0.1 for the whole module."""
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.clear()
+    if server.is_running():
+        server.stop()
+
 
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 # What `make lambda` reads to build; a package older than any of these is rebuilt.

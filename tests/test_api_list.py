@@ -82,6 +82,41 @@ def test_it_lists_one_status_only(api):
     assert scheduled == list(reversed(keep))
 
 
+def test_a_status_page_reads_a_bounded_number_of_tasks_and_reads_on_by_its_cursor(api, monkeypatch):
+    # The indexes carry no status: a status page reads items in the index's
+    # order, at most FILTER_READ_BUDGET of them (3 here), and a page short of
+    # its limit carries a cursor to read on from. Following the cursors gives
+    # every task of the status once, newest first.
+    from tasks import selectors
+
+    monkeypatch.setattr(selectors, "FILTER_READ_BUDGET", 3)
+    ids = create_via_api(api, 8)
+    cancelled = [ids[0], ids[4], ids[5]]
+    for task_id in cancelled:
+        assert api.post(f"/api/tasks/{task_id}/cancel").status_code == 200
+    read: list[int] = []
+    real_batch_get = selectors.Task.batch_get
+
+    def batch_get(ids, **kwargs):
+        ids = list(ids)
+        read.append(len(ids))
+        return real_batch_get(ids, **kwargs)
+
+    monkeypatch.setattr(selectors.Task, "batch_get", batch_get)
+    listed, cursor, pages = [], None, 0
+    while True:
+        query = {"status": "cancelled", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.get("/api/tasks", **query).json()
+        assert len(page["items"]) <= 2
+        assert all(item["status"] == "cancelled" for item in page["items"])
+        listed += [item["id"] for item in page["items"]]
+        pages, cursor = pages + 1, page["nextCursor"]
+        if cursor is None:
+            break
+    assert listed == list(reversed(cancelled))
+    assert max(read) <= 3 and sum(read) <= 8 + pages
+
+
 def test_it_lists_due_tasks_in_runat_order(api):
     later = create_via_api(api, 1, runAt=future(7200))
     sooner = create_via_api(api, 1, runAt=future(600))

@@ -71,7 +71,6 @@ def test_it_creates_the_tables_and_is_safe_to_run_again(no_tables, settings):
     }
     assert indexes == {
         "due-due_at-index",
-        "status-created_at-index",
         "listing-created_at-index",
         "schedule_id-occurrence_at-index",
     }

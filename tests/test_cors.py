@@ -22,12 +22,12 @@ def _get(client, api_key: str, origin: str):
     )
 
 
-def _preflight(client, path: str, origin: str):
+def _preflight(client, path: str, origin: str, method: str = "POST"):
     return client.options(
         path,
         headers={
             "Origin": origin,
-            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Method": method,
             "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
         },
     )
@@ -50,6 +50,34 @@ def test_it_answers_an_allowed_origins_preflight(cors, client):
     assert {"authorization", "content-type", "idempotency-key"} <= allowed_headers
     assert "POST" in response["Access-Control-Allow-Methods"]
     assert response["Access-Control-Max-Age"] == "86400"
+
+
+def _allowed_methods(response) -> set[str]:
+    return {m.strip() for m in response["Access-Control-Allow-Methods"].split(",")}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("DELETE", "/api/schedules/abc"),
+        ("PATCH", "/api/schedules/abc"),
+        ("DELETE", "/api/dead-letters/abc"),
+    ],
+)
+def test_it_allows_the_apis_delete_and_patch_in_a_preflight(cors, client, method, path):
+    response = _preflight(client, path, APP, method=method)
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == APP
+    assert method in _allowed_methods(response)
+
+
+def test_it_allows_every_method_the_api_uses(cors, client):
+    """A route added with a new method fails here until CORS allows it."""
+    schema = client.get("/api/openapi.json").json()
+    used = {method.upper() for operations in schema["paths"].values() for method in operations}
+    assert {"DELETE", "GET", "PATCH", "POST"} <= used
+    response = _preflight(client, "/api/tasks", APP)
+    assert used <= _allowed_methods(response)
 
 
 def test_it_answers_a_preflight_on_the_original_path(cors, client):

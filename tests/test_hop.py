@@ -59,13 +59,18 @@ def test_it_fires_the_schedule_in_the_minute_before_the_due_minute(settings, que
     assert scheduler.fire_time(due) == due
 
 
-def test_it_delays_a_message_to_arrive_just_before_the_due_second():
-    now = datetime(2027, 5, 1, 12, 29, 17, 250000, tzinfo=UTC)
+@pytest.mark.parametrize("lead", [0.75, 1.5, 0.5])
+@pytest.mark.parametrize("sent_at_ms", [0, 250, 499, 500, 501, 999])
+def test_it_delays_a_message_to_become_visible_in_the_second_before_its_lead(
+    settings, lead, sent_at_ms
+):
+    settings.TASK_HOP_LEAD_SECONDS = lead
+    now = datetime(2027, 5, 1, 12, 29, 17, sent_at_ms * 1000, tzinfo=UTC)
     due = datetime(2027, 5, 1, 12, 30, 41, 500000, tzinfo=UTC)
     delay = taskqueue.delay_for(due, now)
     visible = now + timedelta(seconds=delay)
-    margin = (due - visible).total_seconds()
-    assert taskqueue.HOP_MARGIN_SECONDS <= margin < taskqueue.HOP_MARGIN_SECONDS + 1
+    early = (due - visible).total_seconds()  # negative: late
+    assert lead - 1 <= early < lead
     assert taskqueue.delay_for(now, now) == 0
     assert taskqueue.delay_for(now + timedelta(hours=1), now) == 900  # SQS's limit
 
@@ -85,7 +90,7 @@ def test_it_schedules_a_task_due_later_and_queues_one_due_soon(settings, queue):
     assert [s["Name"] for s in schedules] == [later.schedule_name]
     [message] = messages(queue)
     assert message["body"]["task_id"] == soon.id
-    assert 28 <= message["delay"] <= 30
+    assert 28 <= message["delay"] <= 30.25  # visible at most 1 - TASK_HOP_LEAD_SECONDS after due
     assert task_get(task_id=soon.id).status == Status.SCHEDULED
 
 
@@ -102,7 +107,7 @@ def test_it_hops_an_early_delivery_and_leaves_the_task_cancellable(settings, que
         "task_id": task.id,
         "due_at": task.due_at.isoformat(timespec="milliseconds"),
     }
-    assert 250 <= message["delay"] <= 300
+    assert 250 <= message["delay"] <= 300.25  # see TASK_HOP_LEAD_SECONDS
     stored = task_get(task_id=task.id)
     assert (stored.status, stored.attempts) == (Status.SCHEDULED, 0)
     assert commands.task_cancel(task_id=task.id).status == Status.CANCELLED

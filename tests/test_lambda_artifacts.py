@@ -21,10 +21,9 @@ from urllib.parse import urlencode
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
-from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 
+from tests import lambda_artifacts
 from tests.lambda_artifacts import (
     API_HOST,
     SIGNING_SECRET,
@@ -51,6 +50,10 @@ from tests.lambda_artifacts import (
 
 pytestmark = pytest.mark.e2e
 
+# Module-scoped fixtures shared with the other artifact tests (lambda_artifacts.py).
+moto_endpoint = lambda_artifacts.moto_endpoint
+receiver = lambda_artifacts.receiver
+
 EVENTS = {"rest-v1": rest_event, "http-v2": http_event}
 GROUP = f"task-scheduler-{STAGE}"
 MIB = 1024 * 1024
@@ -68,15 +71,6 @@ def packages(zips, tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def scheduler(moto_endpoint):
     return boto3.client(
         "scheduler",
@@ -85,16 +79,6 @@ def scheduler(moto_endpoint):
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    server.clear()
-    if server.is_running():
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
-from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 
 from tasks.localmode.sqsource import sqs_record
+from tests import lambda_artifacts
 from tests.lambda_artifacts import (
     SIGNING_SECRET,
     STAGE,
@@ -41,6 +40,10 @@ from tests.lambda_artifacts import (
 )
 
 pytestmark = pytest.mark.e2e
+
+# Module-scoped fixtures shared with the other artifact tests (lambda_artifacts.py).
+moto_endpoint = lambda_artifacts.moto_endpoint
+receiver = lambda_artifacts.receiver
 
 URL_HOST = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
 QUEUE = f"task-scheduler-{STAGE}-hop"
@@ -107,15 +110,6 @@ def packages(tmp_path_factory) -> tuple[Path, Path]:
     return unpack(web, root / "web"), unpack(executor, root / "executor")
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def client(service: str, endpoint: str):
     return boto3.client(
         service,
@@ -162,16 +156,6 @@ def api_key(web) -> str:
     return web.run(
         "from tasks.services import access\nresult = access.apikey_create(name='hop')[1]"
     )
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    server.clear()
-    if server.is_running():
-        server.stop()
 
 
 def create(web, api_key: str, url: str, run_at: datetime) -> dict:
@@ -227,7 +211,9 @@ def test_it_runs_a_task_through_the_hop_queue_with_the_sqs_event_shape(
         "task_id": task["id"],
         "due_at": datetime.fromisoformat(task["runAt"]).isoformat(timespec="milliseconds"),
     }
-    assert time.time() < run_at.timestamp()  # visible just before the due second
+    # Visible within the second that starts TASK_HOP_LEAD_SECONDS (0.75 s)
+    # before the due time: at most 0.25 s after it (and a poll's latency).
+    assert time.time() < run_at.timestamp() + 0.25 + 0.5
     # The queue's ARN names moto's account; the package's settings a
     # placeholder one: Zappa's handler finds run_queued by the queue's name.
     event = {"Records": [sqs_record(message, queue[1], "us-east-1")]}
@@ -311,6 +297,32 @@ def test_it_answers_a_cors_preflight_for_an_allowed_origin_at_the_function_url(w
     assert header(response, "Access-Control-Allow-Origin") == "https://app.example.com"
     preflight["headers"]["origin"] = "https://evil.example"
     assert header(web.invoke(preflight), "Access-Control-Allow-Origin") is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("DELETE", "/api/schedules/abc"),
+        ("PATCH", "/api/schedules/abc"),
+        ("DELETE", "/api/dead-letters/abc"),
+    ],
+)
+def test_it_allows_delete_and_patch_in_a_preflight_at_the_function_url(web, method, path):
+    """The function URL leaves preflights to the app (its own cors is off)."""
+    preflight = url_event(
+        "OPTIONS",
+        path,
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    response = web.invoke(preflight)
+    assert response["statusCode"] == 200
+    assert header(response, "Access-Control-Allow-Origin") == "https://app.example.com"
+    allowed = {m.strip() for m in header(response, "Access-Control-Allow-Methods").split(",")}
+    assert method in allowed
 
 
 def test_it_fits_each_function_in_its_configured_memory(web, executor):

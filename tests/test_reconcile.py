@@ -262,21 +262,21 @@ def test_its_cost_does_not_grow_with_time_only_with_what_is_stored(aws, monkeypa
     result = tasks_reconcile(grace_seconds=0)
 
     assert result.scheduled_tasks == result.schedules == 120
-    # Two pages of schedules, one Query of the scheduled and one of the
-    # running; the status index carries keys only (issue 14), so the 120
-    # scheduled tasks' fields come in two BatchGetItem calls (100 at most each).
+    # Two pages of schedules, one Query of the due index; it carries keys
+    # only (issue 14), so the 120 tasks' fields come in two BatchGetItem
+    # calls (100 at most each).
     assert sorted(calls) == [
         "BatchGetItem",
         "BatchGetItem",
         "ListSchedules",
         "ListSchedules",
         "Query",
-        "Query",
     ]
 
 
 def test_the_executor_entry_point_and_the_command_report_it(aws, settings):
-    task = create(run_at=LATER)
+    # The rate schedule's pass looks at the tasks due around now (recent_only).
+    task = create(run_at=datetime.now(UTC) + timedelta(minutes=5))
     scheduler.schedule_delete(name=task.schedule_name)
     Task(id=task.id).update(actions=[Task.updated_at.set(datetime.now(UTC) - timedelta(days=1))])
 
@@ -357,3 +357,55 @@ def test_a_crash_between_a_retrys_record_and_its_schedule_is_repaired(
 
     assert result.repaired == [task.id]
     assert orphan_free(settings)
+
+
+# --- the rate schedule's pass: only what is due around now ------------------------------
+
+
+def test_the_recent_pass_reads_only_tasks_due_around_now_that_lack_a_schedule(
+    aws, monkeypatch, settings
+):
+    # Its cost follows the tasks passing through, not what is stored: a task
+    # due later than its window is not read, one in it that has its schedule
+    # only once, for the orphan check of the schedules made since the last
+    # runs.
+    soon_lost = create(run_at=datetime.now(UTC) + timedelta(minutes=5))
+    far_lost = create(run_at=LATER)
+    for task in (soon_lost, far_lost):
+        scheduler.schedule_delete(name=task.schedule_name)
+    scheduled = [create(run_at=datetime.now(UTC) + timedelta(minutes=6)) for _ in range(5)]
+    stuck = due_task("https://example.com/hook")
+    scheduler.schedule_delete(name=stuck.schedule_name)  # as it fired (moto's never do)
+    running.task_claim(task_id=stuck.id)
+    lapsed = datetime.now(UTC) - timedelta(seconds=1)
+    Task(id=stuck.id).update(actions=[Task.lease_expires_at.set(lapsed)])
+    read: list[str] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def record(client, operation, params):
+        if operation == "BatchGetItem":
+            for table in params["RequestItems"].values():
+                read.extend(key["id"]["S"] for key in table["Keys"])
+        return original(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
+    result = tasks_reconcile(grace_seconds=0, recent_only=True)
+
+    assert result.repaired == [soon_lost.id]
+    assert [t.id for t in result.stuck] == [stuck.id]
+    assert far_lost.id not in read
+    assert read.count(soon_lost.id) == read.count(stuck.id) == 1
+    assert all(read.count(task.id) == 1 for task in scheduled)
+    # The full pass (manage.py reconcile) sees the one due in 200 days too.
+    assert tasks_reconcile(grace_seconds=0).repaired == [far_lost.id]
+
+
+def test_the_recent_pass_deletes_orphans_made_since_its_last_runs(aws, settings):
+    orphan = "cd" * 16 + "-1"  # a create that died between its schedule and its put
+    scheduler.schedule_create(name=orphan, task_id="cd" * 16, when=LATER)
+    kept = create(run_at=LATER)  # its schedule is checked, and kept
+
+    result = tasks_reconcile(grace_seconds=0, recent_only=True)
+
+    assert result.orphans_deleted == [orphan]
+    assert schedule_names(settings) == {kept.schedule_name}

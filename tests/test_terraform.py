@@ -27,6 +27,7 @@ from tests.terraform_stack import TERRAFORM_DIR, Stack
 
 ROOT = TERRAFORM_DIR.parent
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+ZAPPA_SETTINGS = json.loads((ROOT / "zappa_settings.json").read_text())
 # Statements allowed Resource "*", each with the reason AWS leaves no
 # narrower resource.
 RESOURCE_STAR_JUSTIFIED: dict[tuple[str, str], str] = {
@@ -35,8 +36,9 @@ RESOURCE_STAR_JUSTIFIED: dict[tuple[str, str], str] = {
 }
 # Grants used by AWS on the role's behalf, not by the code: Lambda writes
 # the logs and sends failed async invocations of the executor to its
-# dead-letter queue; API Gateway invokes the web function.
-USED_BY_AWS_NOT_THE_CODE = ("logs:", "lambda:", "sqs:SendMessage")
+# dead-letter queue. Any other grant (a lambda: one included) must be used by
+# a recorded call.
+USED_BY_AWS_NOT_THE_CODE = ("logs:", "sqs:SendMessage")
 # The hop queue's Lambda event source polls with the executor's role.
 HOP = "arn:aws:sqs:us-east-1:123456789012:task-scheduler-dev-hop"
 EVENT_SOURCE_GRANTS = {
@@ -232,14 +234,19 @@ def test_it_lets_the_scheduler_role_invoke_only_the_executor_and_feed_its_dlq(st
     assert stack.resolve(stack.locals["executor_function_arn"]) == executor
 
 
-def test_it_lets_only_lambda_and_zappas_api_gateway_assume_the_function_roles(stack):
+def test_it_lets_only_lambda_assume_the_function_roles(stack):
     def principals(role: str) -> list[str]:
         statements = stack.policy_document(stack.trust_document(role))
         assert all(s["actions"] == ["sts:AssumeRole"] for s in statements)
         return sorted(i for s in statements for p in s["principals"] for i in p["identifiers"])
 
     assert principals("executor") == ["lambda.amazonaws.com"]
-    assert principals("web") == ["apigateway.amazonaws.com", "lambda.amazonaws.com"]
+    # The web stages are reached by a function URL, not API Gateway (whose
+    # integration would invoke the function with the web role).
+    assert principals("web") == ["lambda.amazonaws.com"]
+    for stage in ("dev", "prod"):
+        assert ZAPPA_SETTINGS[stage]["apigateway_enabled"] is False
+        assert ZAPPA_SETTINGS[stage]["function_url_enabled"] is True
 
 
 # --- IAM against the calls the code makes ------------------------------------------------
@@ -388,8 +395,7 @@ def test_it_grants_the_web_role_exactly_what_the_api_and_dashboard_call(
         selectors.task_list()
         selectors.task_list(status="scheduled")
         selectors.task_list(order="due")
-        # Dashboard: counts, run now, cancel, retry, logins, keys.
-        selectors.task_counts()
+        # Dashboard: run now, cancel, retry, logins, keys.
         commands.task_run_now(task_id=task.id)
         commands.task_cancel(task_id=task.id)
         access.apikey_list()
@@ -475,7 +481,8 @@ def test_it_grants_the_executor_role_exactly_what_running_a_task_calls(
 
     # Reconcile, every 5 minutes: a lost schedule made again, an orphan
     # deleted (after a consistent read of its task), the stuck listed.
-    lost, _ = creation.task_create(**_webhook(), run_at=_later())
+    soon = datetime.now(UTC) + timedelta(minutes=5)  # in the rate schedule's window
+    lost, _ = creation.task_create(**_webhook(), run_at=soon)
     scheduler.schedule_delete(name=lost.schedule_name)
     scheduler.schedule_create(name=f"{ok.id}-1", task_id=ok.id, when=_later())
     with recorder.recording():
@@ -504,9 +511,6 @@ def test_it_scopes_what_aws_does_with_the_function_roles_to_their_own_function(s
         }
         log_streams = f"arn:aws:logs:{account}:log-group:/aws/lambda/{function}:*"
         expected = {("logs:CreateLogStream", log_streams), ("logs:PutLogEvents", log_streams)}
-        if role == "web":  # API Gateway invokes the web function with the web role
-            arn = f"arn:aws:lambda:{account}:function:{function}"
-            expected |= {("lambda:InvokeFunction", arn), ("lambda:InvokeFunction", f"{arn}:*")}
         hop = f"arn:aws:sqs:{account}:task-scheduler-dev-hop"
         if role == "web":  # the direct path of a task due within a minute or two
             expected |= {("sqs:SendMessage", hop)}

@@ -12,7 +12,6 @@ _SALT = "tasks.cursor"
 # index -> (its partition key attribute, every attribute of its keys)
 _KEYS = {
     "due-due_at-index": ("due_listing", {"id", "due_listing", "due_at"}),
-    "status-created_at-index": ("status", {"id", "status", "created_at"}),
     "listing-created_at-index": ("listing", {"id", "listing", "created_at"}),
     "schedule_id-occurrence_at-index": ("schedule_id", {"id", "schedule_id", "occurrence_at"}),
 }
@@ -27,13 +26,15 @@ def key_of(item, index_name: str) -> dict:
     }
 
 
-def encode_cursor(key: dict, index_name: str) -> str:
+def encode_cursor(key: dict, index_name: str, status: str | None = None) -> str:
     """A cursor signed with the SECRET_KEY (django.core.signing): one the
-    server did not make, or made under another key, is refused."""
-    return signing.dumps({"i": index_name, "k": key}, salt=_SALT, compress=True)
+    server did not make, or made under another key, is refused. It names the
+    listing: the index (the order) and the status filter."""
+    data = {"i": index_name, "k": key, **({"f": status} if status else {})}
+    return signing.dumps(data, salt=_SALT, compress=True)
 
 
-def decode_cursor(cursor: str, index_name: str, hash_value: str) -> dict:
+def decode_cursor(cursor: str, index_name: str, hash_value: str, status: str | None = None) -> dict:
     """The key a cursor carries; InvalidCursor unless this server signed it
     and it was made for the same listing (status filter and order)."""
     try:
@@ -41,6 +42,8 @@ def decode_cursor(cursor: str, index_name: str, hash_value: str) -> dict:
     except (signing.BadSignature, ValueError, UnicodeDecodeError):
         raise InvalidCursor("invalid cursor") from None
     if not isinstance(data, dict) or data.get("i") != index_name:
+        raise InvalidCursor("cursor does not belong to this listing")
+    if data.get("f") != status:
         raise InvalidCursor("cursor does not belong to this listing")
     key = data.get("k")
     hash_attr, attrs = _KEYS[index_name]

@@ -364,7 +364,7 @@ def occurrence_create(*, schedule_id: str, scheduled_time: str) -> Task | None:
         schedule_name=None,  # the recurring schedule fired it; retries get their own
         schedule_seq=0,
         listing=LISTING_ALL,
-        due_listing=DUE_LISTING,  # scheduled: in the due index until claimed
+        due_listing=DUE_LISTING,  # in the due index for life
         created_by=f"schedule:{schedule_id}",
         schedule_id=schedule_id,
         occurrence_at=occurrence_at,

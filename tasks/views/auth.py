@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import rotate_token
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -21,6 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from pynamodb.exceptions import DoesNotExist
 
+from tasks.errors import NotFound
 from tasks.forms import LoginForm
 from tasks.models import Operator
 from tasks.services import access
@@ -154,6 +155,15 @@ def as_sentence(message: str) -> str:
     """A service's message ("task is running; ...") as a sentence to show."""
     message = message[:1].upper() + message[1:]
     return message if message.endswith(".") else message + "."
+
+
+def get_or_404[T](get: Callable[..., T], **key: str) -> T:
+    """What a selector finds by its key (`get_or_404(selectors.task_get,
+    task_id=...)`), or Http404 for what it does not (NotFound)."""
+    try:
+        return get(**key)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
 
 
 def render_page(

@@ -13,22 +13,21 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from tasks import recurrence, selectors
-from tasks.errors import Conflict, Invalid, InvalidCursor, NotFound, Unavailable
+from tasks.errors import Conflict, Invalid, InvalidCursor, Unavailable
 from tasks.forms import KIND_CRON, KIND_RATE, ScheduleForm
 from tasks.models import PAUSE, RESUME, Schedule
 from tasks.schemas import public_payload
 from tasks.services import recurring
-from tasks.views.auth import as_sentence, login_required, operator_timezone, render_page
+from tasks.views.auth import (
+    as_sentence,
+    get_or_404,
+    login_required,
+    operator_timezone,
+    render_page,
+)
 
 PAGE_SIZE = 25
 OCCURRENCES_SHOWN = 25
-
-
-def _get_or_404(schedule_id: str) -> Schedule:
-    try:
-        return selectors.schedule_get(schedule_id=schedule_id)
-    except NotFound:
-        raise Http404("no such schedule") from None
 
 
 def _summary(schedule: Schedule) -> str:
@@ -62,7 +61,7 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def schedule_detail(request: HttpRequest, schedule_id: str) -> HttpResponse:
     try:
-        schedule = _get_or_404(schedule_id)
+        schedule = get_or_404(selectors.schedule_get, schedule_id=schedule_id)
     except Http404:
         return render_page(
             request, "tasks/schedule_not_found.html", {"schedule_id": schedule_id[:64]}, 404
@@ -91,7 +90,7 @@ COMMANDS = {
 @login_required
 def schedule_command(request: HttpRequest, schedule_id: str, command: str) -> HttpResponse:
     try:
-        _get_or_404(schedule_id)
+        get_or_404(selectors.schedule_get, schedule_id=schedule_id)
         if command == "delete":
             recurring.schedule_delete(schedule_id=schedule_id)
         else:
@@ -123,7 +122,7 @@ def schedule_new(request: HttpRequest) -> HttpResponse:
 @login_required
 def schedule_edit(request: HttpRequest, schedule_id: str) -> HttpResponse:
     try:
-        schedule = _get_or_404(schedule_id)
+        schedule = get_or_404(selectors.schedule_get, schedule_id=schedule_id)
     except Http404:
         return render_page(
             request, "tasks/schedule_not_found.html", {"schedule_id": schedule_id[:64]}, 404

@@ -21,7 +21,13 @@ from tasks.models import STATUSES, Status, Task
 from tasks.schemas import REDACTED, public_payload
 from tasks.services import commands, creation
 from tasks.services.store import now
-from tasks.views.auth import as_sentence, login_required, operator_timezone, render_page
+from tasks.views.auth import (
+    as_sentence,
+    get_or_404,
+    login_required,
+    operator_timezone,
+    render_page,
+)
 
 PAGE_SIZE = 25
 ORDER_LABELS = {"newest": "Newest first", "due": "Next due first"}
@@ -29,13 +35,6 @@ ORDER_LABELS = {"newest": "Newest first", "due": "Next due first"}
 LIST_POLL_SECONDS = 5
 DETAIL_POLL_SECONDS = 2
 DETAIL_IDLE_POLL_SECONDS = 30
-
-
-def _get_task_or_404(task_id: str) -> Task:
-    try:
-        return selectors.task_get(task_id=task_id)
-    except NotFound:
-        raise Http404("no such task") from None
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -59,13 +58,11 @@ def task_list(request: HttpRequest) -> HttpResponse:
         # A cursor from another filter or a mangled link: start over.
         messages.error(request, "That page link is no longer valid; showing the first page.")
         return redirect(_list_url(status, order))
-    counts = selectors.task_counts()
     context = {
         "tasks": page.items,
         "next_url": _list_url(status, order, page.next_cursor) if page.next_cursor else None,
         "first_url": _list_url(status, order) if cursor else None,
-        "counts": [(s, _shown_count(counts[s]), _list_url(s, order)) for s in STATUSES],
-        "total": _shown_count(*counts.values()),
+        "filters": [(s, _list_url(s, order)) for s in STATUSES],
         "all_url": _list_url(None, order),
         "orders": [(o, label, _list_url(status, o)) for o, label in ORDER_LABELS.items()],
         "status": status,
@@ -75,14 +72,6 @@ def task_list(request: HttpRequest) -> HttpResponse:
     }
     template = "tasks/_task_list_live.html" if _is_htmx(request) else "tasks/task_list.html"
     return render_page(request, template, context)
-
-
-def _shown_count(*counts: int) -> str:
-    """The sum of task_counts() values as the dashboard shows it: a count
-    above selectors.COUNT_CAP adds the cap and a "+" ("1,000+")."""
-    cap = selectors.COUNT_CAP
-    shown = f"{sum(min(n, cap) for n in counts):,}"
-    return shown + "+" if any(n > cap for n in counts) else shown
 
 
 def _list_url(status: str | None, order: str, cursor: str | None = None) -> str:
@@ -115,7 +104,7 @@ def task_go(request: HttpRequest) -> HttpResponse:
 @login_required
 def task_detail(request: HttpRequest, task_id: str) -> HttpResponse:
     try:
-        task = _get_task_or_404(task_id)
+        task = get_or_404(selectors.task_get, task_id=task_id)
     except Http404:
         return render_page(request, "tasks/not_found.html", {"task_id": task_id[:64]}, 404)
     context = {
@@ -161,7 +150,7 @@ COMMANDS = {
 def task_command(request: HttpRequest, task_id: str, command: str) -> HttpResponse:
     service, done = COMMANDS[command]
     try:
-        _get_task_or_404(task_id)
+        get_or_404(selectors.task_get, task_id=task_id)
         service(task_id=task_id)
     except Http404:
         return render_page(request, "tasks/not_found.html", {"task_id": task_id[:64]}, 404)
@@ -177,7 +166,7 @@ def task_command(request: HttpRequest, task_id: str, command: str) -> HttpRespon
 def task_reschedule(request: HttpRequest, task_id: str) -> HttpResponse:
     form = RescheduleForm(request.POST)
     try:
-        _get_task_or_404(task_id)
+        get_or_404(selectors.task_get, task_id=task_id)
         if not form.is_valid():
             [first, *_] = [e for errors in form.errors.values() for e in errors]
             raise Invalid.one(["runAt"], first)
@@ -224,7 +213,7 @@ def _initial(request: HttpRequest) -> dict[str, Any]:
     if not source_id:
         return initial
     try:
-        source = _get_task_or_404(source_id)
+        source = get_or_404(selectors.task_get, task_id=source_id)
     except Http404:
         return initial
     payload = public_payload(source.payload)
