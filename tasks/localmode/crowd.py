@@ -27,9 +27,12 @@ LEAD_PER_TASK_SECONDS = 0.015
 MAX_LEAD_SECONDS = CLAIM_EARLY_SECONDS - 0.5
 # The local hop queue makes its messages visible this much earlier than
 # DelaySeconds would on AWS (tasks.taskqueue.set_lookahead), so that its
-# stand-in sees a crowd in time to start it MAX_LEAD_SECONDS early; it holds
-# every other message until Lambda's event source would have seen it.
-HOP_LOOKAHEAD_SECONDS = MAX_LEAD_SECONDS
+# stand-in sees a crowd in time to start it MAX_LEAD_SECONDS early: on AWS a
+# message becomes visible at the latest 1 s less TASK_HOP_LEAD_SECONDS (at
+# least 0.5 s) after its due time, locally then at least MAX_LEAD_SECONDS
+# before it. The stand-in holds every other message until Lambda's event
+# source would have seen it.
+HOP_LOOKAHEAD_SECONDS = MAX_LEAD_SECONDS + 0.5
 
 
 def lead(

@@ -57,8 +57,9 @@ RECEIVE_MAX = 10
 MAX_RECEIVE_COUNT = 3
 RETRY_SECONDS = 1
 # At stop, a held message due within this long is started rather than
-# released: a message is visible on AWS up to HOP_MARGIN_SECONDS + 1 s before
-# its due time, and the stand-in before the lookahead started it then.
+# released: on AWS a message is visible from TASK_HOP_LEAD_SECONDS before
+# its due time (0.75 s by default), and the stand-in before the lookahead
+# started it then.
 STOP_HORIZON_SECONDS = 1.5
 # A processed message is deleted this long after its invocation (as the
 # firer deletes a fired schedule): off the instant its crowd is due.
