@@ -90,13 +90,16 @@ def test_it_times_a_message_as_lambdas_event_source_would_see_it(lookahead):
     assert (odd.due, odd.visible) == (None, 5.0)
 
 
-def test_it_starts_a_lone_task_when_lambda_would(source, lookahead):
+def test_it_starts_a_lone_task_when_lambda_would(source, lookahead, settings):
     source._hold([message(1)])
     visible = source.held[0].visible
-    assert visible < DUE.timestamp()
-    ready, wake = source._take_startable(visible - 0.01)
-    assert ready == [] and wake == pytest.approx(visible)
-    ready, _ = source._take_startable(visible)
+    # Within the second that starts TASK_HOP_LEAD_SECONDS before its due time.
+    lead = settings.TASK_HOP_LEAD_SECONDS
+    assert DUE.timestamp() - lead <= visible < DUE.timestamp() - lead + 1
+    start = visible - crowd.LEAD_PER_TASK_SECONDS  # one claim's time sooner
+    ready, wake = source._take_startable(start - 0.01)
+    assert ready == [] and wake == pytest.approx(start)
+    ready, _ = source._take_startable(start)
     assert [entry.message["MessageId"] for entry in ready] == ["m1"]
 
 
@@ -104,7 +107,7 @@ def test_it_starts_a_crowd_its_lead_before_the_second(source, lookahead):
     size = 300
     source._hold([message(n) for n in range(size)])
     due = DUE.timestamp()
-    start = due - crowd.lead(size)
+    start = due - crowd.MAX_LEAD_SECONDS
     # Earlier than any of them would be visible to Lambda's event source, so
     # that the crowd's claims are made before its second.
     assert start < min(entry.visible for entry in source.held)
@@ -117,10 +120,22 @@ def test_it_starts_a_crowd_its_lead_before_the_second(source, lookahead):
 def test_it_counts_a_crowd_as_it_arrives(source, lookahead):
     due = DUE.timestamp()
     source._hold([message(0)])
-    alone = source.held[0].start(source.crowds, source.lead)
-    source._hold([message(n) for n in range(1, 200)])
-    assert source.held[0].start(source.crowds, source.lead) < alone
-    assert source.held[0].start(source.crowds, source.lead) == pytest.approx(due - crowd.lead(200))
+    first = source.held[0]
+    alone = first.start(source.crowds)
+    source._hold([message(n) for n in range(1, 100)])
+    assert first.start(source.crowds) < alone
+    assert first.start(source.crowds) == pytest.approx(
+        first.visible - 100 * crowd.LEAD_PER_TASK_SECONDS
+    )
+    assert first.start(source.crowds) > due - crowd.MAX_LEAD_SECONDS
+
+
+def test_it_never_starts_earlier_than_the_claim_window_allows():
+    due, visible = 1000.0, 999.25
+    for size in (1, 10, 100, 1000, 100_000):
+        start = crowd.hop_start(due, visible, size)
+        assert due - crowd.MAX_LEAD_SECONDS <= start <= visible
+    assert crowd.MAX_LEAD_SECONDS < CLAIM_EARLY_SECONDS
 
 
 def test_it_releases_what_it_held_at_stop(lookahead):

@@ -3,9 +3,9 @@ when many tasks share the second.
 
 The local endpoint serves one request at a time, and every task's claim is a
 write it must serve (a few ms each), so a crowd of N tasks due at the same
-second needs about N claims' time before that second. The stand-ins (the
-firer for schedules, sqsource for the hop queue) start each invocation
-`lead(crowd)` seconds early; the executor claims the task then, and holds
+second needs about N claims' time before that second. The firer starts
+each invocation `lead(crowd)` seconds before its second, the hop queue's
+stand-in (sqsource) at `hop_start`: the executor claims the task then, and holds
 its request until the second (it never sends early). The lead never exceeds
 the executor's claim window (tasks.models.CLAIM_EARLY_SECONDS), less half a
 second: a claim made earlier would be refused.
@@ -40,6 +40,16 @@ def lead(
 ) -> float:
     """Seconds before its second to start one of `crowd` invocations due then."""
     return min(base + per_task * crowd, MAX_LEAD_SECONDS)
+
+
+def hop_start(due: float, visible: float, crowd: int) -> float:
+    """When the hop stand-in starts a message's invocation: as early before
+    the time Lambda's event source would have received it (`visible`) as
+    the crowd's claims take here (LEAD_PER_TASK_SECONDS each), but not before
+    the largest lead. A lone message starts when it would on AWS (15 ms
+    sooner), so its hold and lateness stay AWS's (the cost bench measures
+    them); a crowd of 300 or more starts MAX_LEAD_SECONDS before its second."""
+    return min(visible, max(due - MAX_LEAD_SECONDS, visible - LEAD_PER_TASK_SECONDS * crowd))
 
 
 class Crowds:

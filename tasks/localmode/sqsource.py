@@ -10,12 +10,12 @@ visibility timeout and is retried, as on AWS.
 
 Crowds: the local mode's messages become visible HOP_LOOKAHEAD_SECONDS
 earlier than on AWS (tasks.taskqueue.set_lookahead). The stand-in holds
-each one it receives until Lambda's event source would have seen it, or,
-when many are due in the same second, until that second less the crowd's
-lead (localmode/crowd.py), whichever is sooner: the crowd's claims are then
-made before its second, and only its requests go out at the second. Deletes
-of processed messages wait a moment and go one at a time, off the busy
-instant.
+each one it receives until Lambda's event source would have seen it, less
+the time the claims of the tasks due in the same second take here
+(localmode/crowd.py, hop_start): a lone task is timed as on AWS, a crowd's
+claims are made before its second, and only its requests go out at the
+second. Deletes of processed messages wait a moment and go one at a time,
+off the busy instant.
 """
 
 from __future__ import annotations
@@ -74,10 +74,10 @@ class Held:
     due: float | None  # its task's due time (epoch seconds), if the body says
     visible: float  # when Lambda's event source would have received it on AWS
 
-    def start(self, crowds: crowd.Crowds, lead: Callable[[int], float]) -> float:
+    def start(self, crowds: crowd.Crowds) -> float:
         if self.due is None:
             return self.visible
-        return min(self.visible, self.due - lead(crowds[self.due]))
+        return crowd.hop_start(self.due, self.visible, crowds[self.due])
 
 
 def held(message: dict, now: float) -> Held:
@@ -157,7 +157,6 @@ class QueueSource:
         poll_interval: float = 0.1,
         on_request: Callable[[str], None] | None = None,
         pacer: Any = None,
-        lead: Callable[[int], float] = crowd.lead,
     ) -> None:
         self.client = client
         self.url, self.arn, self.region = url, arn, region
@@ -175,7 +174,6 @@ class QueueSource:
         # Within the process, deliveries due go out before outcomes are
         # recorded (localmode/sendfirst.py), as for the firer's invocations.
         self.pacer = pacer or NoPacing()
-        self.lead = lead
         self.pool = started_pool(workers)
         self.stop_event = threading.Event()
         self.changed = threading.Condition()
@@ -254,7 +252,7 @@ class QueueSource:
         of the crowd is received."""
         ready, waiting, wake = [], [], now + 1.0
         for entry in self.held:
-            start = entry.start(self.crowds, self.lead)
+            start = entry.start(self.crowds)
             if start <= now:
                 ready.append(entry)
             else:
