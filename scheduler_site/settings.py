@@ -183,6 +183,22 @@ TASK_QUEUE_URL = env_str("TASK_QUEUE_URL", "")
 # before the task is due (tasks/taskqueue.py): more is more precise and
 # dearer (the executor holds what comes early), less is cheaper and later.
 TASK_HOP_LEAD_SECONDS = env_float("TASK_HOP_LEAD_SECONDS", 0.75, minimum=0.5)
+# How long before its due time the executor may claim a task (it then holds
+# the delivery, connected, until due: tasks/services/running.py). On AWS each
+# invocation has its own Lambda, and 5 s is plenty. The local mode runs every
+# invocation in one process against an endpoint that serves one request at a
+# time, and a crowd of tasks due in the same second needs all of its claims
+# made before that second (tasks/localmode/crowd.py): it takes 15 s. At most
+# 30 s, well inside the executor's lease (EXECUTOR_LEASE_SECONDS, at least 60).
+TASK_CLAIM_EARLY_SECONDS = env_float(
+    "TASK_CLAIM_EARLY_SECONDS", 15.0 if LOCAL_MODE else 5.0, minimum=1.0
+)
+if TASK_CLAIM_EARLY_SECONDS > 30:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"TASK_CLAIM_EARLY_SECONDS must be at most 30, not {TASK_CLAIM_EARLY_SECONDS}"
+    )
 
 # --- Tasks ------------------------------------------------------------------
 TASK_DEFAULT_MAX_ATTEMPTS = env_int("TASK_DEFAULT_MAX_ATTEMPTS", 3, minimum=1)

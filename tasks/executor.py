@@ -193,7 +193,7 @@ def _wait_until_nearly_due(due_at: Any) -> None:
     hold in task_execute take it from there."""
     from datetime import UTC, datetime
 
-    from tasks.models import CLAIM_EARLY_SECONDS
+    from tasks.models import claim_early_seconds
     from tasks.services.running import MAX_EARLY_WAIT_SECONDS
 
     try:
@@ -202,7 +202,7 @@ def _wait_until_nearly_due(due_at: Any) -> None:
         return  # an old schedule's Input, or none: the claim window decides
     if due.tzinfo is None:
         return
-    wait = (due - datetime.now(UTC)).total_seconds() - CLAIM_EARLY_SECONDS
+    wait = (due - datetime.now(UTC)).total_seconds() - claim_early_seconds()
     if wait > 0:
         time.sleep(min(wait, MAX_EARLY_WAIT_SECONDS))
 

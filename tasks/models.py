@@ -303,9 +303,12 @@ def status_set(status: Status) -> list:
 # a concurrent change makes it fail instead of overwriting; the dashboard asks
 # the same rule (`allows`) which buttons to show.
 
-# How early before its due time a delivery may claim a task (it then holds the
-# delivery until due; see services/running.py).
-CLAIM_EARLY_SECONDS = 5
+
+def claim_early_seconds() -> float:
+    """How early before its due time a delivery may claim a task (it then
+    holds the delivery until due; see services/running.py): the setting
+    TASK_CLAIM_EARLY_SECONDS, 5 s by default, wider in the local mode."""
+    return settings.TASK_CLAIM_EARLY_SECONDS
 
 
 @dataclass(frozen=True)
@@ -334,7 +337,7 @@ class Transition:
 
 
 def _claim_horizon() -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=CLAIM_EARLY_SECONDS)
+    return datetime.now(UTC) + timedelta(seconds=claim_early_seconds())
 
 
 CLAIM = Transition("claim", (Status.SCHEDULED,), Status.RUNNING, must_be_due=True)

@@ -258,3 +258,56 @@ def test_it_retries_a_stuck_task_and_delivers_it(aws, receiver, settings):
     assert schedule_of(settings, retried)["Name"] == retried.schedule_name
     assert run_task({"task_id": task.id})["result"] == "completed"
     assert len(receiver.log) == 1
+
+
+# --- the claim window (TASK_CLAIM_EARLY_SECONDS) -----------------------------------------
+
+
+@pytest.mark.parametrize("window", [5.0, 15.0])
+def test_it_claims_within_the_claim_window_and_not_before(aws, settings, window):
+    settings.TASK_CLAIM_EARLY_SECONDS = window
+    now = datetime.now(UTC)
+
+    def task_due_in(seconds: float) -> Task:
+        task, _ = creation.task_create(
+            action="webhook",
+            payload={"url": "https://example.com/hook"},
+            run_at=now + timedelta(seconds=seconds),
+        )
+        return task
+
+    inside, before = task_due_in(window - 0.5), task_due_in(window + 1)
+    assert running.task_claim(task_id=before.id) is None
+    assert (stored(before.id).status, stored(before.id).attempts) == ("scheduled", 0)
+    assert running.task_claim(task_id=inside.id) is not None
+    assert (stored(inside.id).status, stored(inside.id).attempts) == ("running", 1)
+
+
+def test_its_claim_window_is_5_s_and_15_s_in_the_local_mode():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def window(**env: str) -> subprocess.CompletedProcess:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("TASK_CLAIM")}
+        environment.pop("SCHEDULER_LOCAL_MODE", None)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from scheduler_site import settings; print(settings.TASK_CLAIM_EARLY_SECONDS)",
+            ],
+            env={**environment, "DJANGO_SECRET_KEY": "x", **env},
+            cwd=Path(__file__).resolve().parent.parent,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert window().stdout.strip() == "5.0"  # AWS: unchanged
+    assert window(SCHEDULER_LOCAL_MODE="true").stdout.strip() == "15.0"
+    assert window(SCHEDULER_LOCAL_MODE="true", TASK_CLAIM_EARLY_SECONDS="8").stdout.strip() == "8.0"
+    refused = window(TASK_CLAIM_EARLY_SECONDS="31")
+    assert refused.returncode != 0
+    assert "TASK_CLAIM_EARLY_SECONDS must be at most 30" in refused.stderr

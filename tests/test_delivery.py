@@ -13,7 +13,6 @@ import pytest
 from standardwebhooks import Webhook
 from werkzeug import Response
 
-from tasks import models
 from tasks.executor import run_task
 from tasks.models import Task
 from tasks.services import commands, creation
@@ -197,8 +196,8 @@ def test_it_logs_no_secrets(api, api_key, receiver, settings, caplog, no_backoff
 
 
 @pytest.fixture
-def short_claim_window(monkeypatch):
-    monkeypatch.setattr(models, "CLAIM_EARLY_SECONDS", 0.5)
+def short_claim_window(settings):
+    settings.TASK_CLAIM_EARLY_SECONDS = 0.5
 
 
 def early_event(task) -> dict:
@@ -249,3 +248,31 @@ def test_it_leaves_a_very_early_delivery_unclaimed_and_cancellable_while_it_wait
     worker.join(10)
     assert result["result"] == "skipped"
     assert receiver.log == []
+
+
+def test_it_connects_a_delivery_claimed_early_at_most_5_s_before_due(settings, monkeypatch):
+    """With a wider claim window (the local mode's 15 s), a delivery claimed
+    12 s early still leaves the receiver's connection idle no longer than
+    the default window would: it connects 5 s before due, and sends at due."""
+    from types import SimpleNamespace
+
+    from tasks.services import running
+
+    settings.TASK_CLAIM_EARLY_SECONDS = 15.0
+    clock = [datetime(2027, 5, 1, 12, 0, tzinfo=UTC)]
+    due = clock[0] + timedelta(seconds=12)
+    steps: list[tuple] = []
+
+    def sleep(seconds: float) -> None:
+        clock[0] += timedelta(seconds=seconds)
+        steps.append(("sleep", seconds))
+
+    class Delivery:
+        def connect(self) -> None:
+            steps.append(("connect", (due - clock[0]).total_seconds()))
+
+    monkeypatch.setattr(running, "now", lambda: clock[0])
+    monkeypatch.setattr(running, "time", SimpleNamespace(sleep=sleep))
+    running._hold_until_due(Task(id="t", due_at=due), Delivery())
+    assert steps == [("sleep", 7.0), ("connect", running.CONNECT_AHEAD_SECONDS), ("sleep", 5.0)]
+    assert clock[0] == due  # never sooner

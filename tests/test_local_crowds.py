@@ -15,15 +15,15 @@ import pytest
 from tasks import taskqueue
 from tasks.localmode import crowd
 from tasks.localmode.sqsource import QueueSource, held
-from tasks.models import CLAIM_EARLY_SECONDS
+from tasks.models import claim_early_seconds
 
 DUE = datetime(2027, 5, 1, 12, 30, 41, tzinfo=UTC)
 
 
 @pytest.fixture
 def lookahead():
-    taskqueue.set_lookahead(crowd.HOP_LOOKAHEAD_SECONDS)
-    yield crowd.HOP_LOOKAHEAD_SECONDS
+    taskqueue.set_lookahead(crowd.hop_lookahead())
+    yield crowd.hop_lookahead()
     taskqueue.set_lookahead(0.0)
 
 
@@ -66,7 +66,7 @@ def test_it_leads_a_crowd_by_its_size_within_the_claim_window():
     assert crowd.lead(1) == pytest.approx(crowd.LEAD_BASE_SECONDS + crowd.LEAD_PER_TASK_SECONDS)
     assert crowd.lead(100) > crowd.lead(10) > crowd.lead(1)
     # However large the crowd, never earlier than the executor may claim.
-    assert crowd.lead(100_000) == crowd.MAX_LEAD_SECONDS < CLAIM_EARLY_SECONDS
+    assert crowd.lead(100_000) == crowd.max_lead() < claim_early_seconds()
 
 
 def test_it_makes_local_messages_visible_a_lookahead_earlier(lookahead):
@@ -76,7 +76,7 @@ def test_it_makes_local_messages_visible_a_lookahead_earlier(lookahead):
     assert on_aws - local in (int(lookahead), int(lookahead) + 1)
     visible = now + timedelta(seconds=local)
     # Early enough for the largest lead, never past its due time.
-    assert visible <= DUE - timedelta(seconds=crowd.MAX_LEAD_SECONDS)
+    assert visible <= DUE - timedelta(seconds=crowd.max_lead())
 
 
 def test_it_times_a_message_as_lambdas_event_source_would_see_it(lookahead):
@@ -107,7 +107,7 @@ def test_it_starts_a_crowd_its_lead_before_the_second(source, lookahead):
     size = 300
     source._hold([message(n) for n in range(size)])
     due = DUE.timestamp()
-    start = due - crowd.MAX_LEAD_SECONDS
+    start = due - crowd.max_lead()
     # Earlier than any of them would be visible to Lambda's event source, so
     # that the crowd's claims are made before its second.
     assert start < min(entry.visible for entry in source.held)
@@ -127,15 +127,15 @@ def test_it_counts_a_crowd_as_it_arrives(source, lookahead):
     assert first.start(source.crowds) == pytest.approx(
         first.visible - 100 * crowd.LEAD_PER_TASK_SECONDS
     )
-    assert first.start(source.crowds) > due - crowd.MAX_LEAD_SECONDS
+    assert first.start(source.crowds) > due - crowd.max_lead()
 
 
 def test_it_never_starts_earlier_than_the_claim_window_allows():
     due, visible = 1000.0, 999.25
     for size in (1, 10, 100, 1000, 100_000):
         start = crowd.hop_start(due, visible, size)
-        assert due - crowd.MAX_LEAD_SECONDS <= start <= visible
-    assert crowd.MAX_LEAD_SECONDS < CLAIM_EARLY_SECONDS
+        assert due - crowd.max_lead() <= start <= visible
+    assert crowd.max_lead() < claim_early_seconds()
 
 
 def test_it_releases_what_it_held_at_stop(lookahead):
@@ -203,3 +203,55 @@ def test_it_runs_at_stop_what_is_due_within_the_horizon(lookahead):
     assert invoked == ["m1"]
     assert client.deleted == ["r1"]
     assert client.released == ["r2"]
+
+
+@pytest.mark.parametrize("window", [1.0, 5.0, 15.0, 30.0])
+def test_it_keeps_every_lead_inside_the_claim_window_whatever_its_width(settings, window):
+    settings.TASK_CLAIM_EARLY_SECONDS = window
+    assert crowd.max_lead() < claim_early_seconds() == window
+    due, visible = 1000.0, 999.25
+    for size in (1, 10, 100, 1000, 100_000):
+        assert crowd.lead(size) <= crowd.max_lead()
+        assert due - crowd.max_lead() <= crowd.hop_start(due, visible, size) <= visible
+    # The local hop queue shows a message early enough for the largest lead.
+    taskqueue.set_lookahead(crowd.hop_lookahead())
+    try:
+        for ahead in (30, 30.4, 30.9, 60, 600):
+            now = DUE - timedelta(seconds=ahead)
+            shown = now + timedelta(seconds=taskqueue.delay_for(DUE, now))
+            assert shown <= DUE - timedelta(seconds=crowd.max_lead())
+    finally:
+        taskqueue.set_lookahead(0.0)
+
+
+@pytest.fixture
+def local_window(settings):
+    """The local mode's claim window (runlocal's TASK_CLAIM_EARLY_SECONDS)."""
+    settings.TASK_CLAIM_EARLY_SECONDS = 15.0
+    taskqueue.set_lookahead(crowd.hop_lookahead())
+    yield 15.0
+    taskqueue.set_lookahead(0.0)
+
+
+def test_it_starts_a_crowd_of_1000_its_wider_lead_before_the_second(source, local_window):
+    source._hold([message(n) for n in range(1000)])
+    due = DUE.timestamp()
+    start = due - (local_window - crowd.CLAIM_MARGIN_SECONDS)
+    assert source._take_startable(start - 0.01)[0] == []
+    ready, _ = source._take_startable(start)
+    assert len(ready) == 1000
+
+
+def test_it_starts_a_lone_task_when_lambda_would_with_the_wider_window(
+    source, local_window, settings
+):
+    """Only crowds get the wider lead: a lone task is timed as on AWS (the
+    cost bench measures its hold), and the firer's lead for it is unchanged."""
+    source._hold([message(1)])
+    visible = source.held[0].visible
+    lead = settings.TASK_HOP_LEAD_SECONDS
+    assert DUE.timestamp() - lead <= visible < DUE.timestamp() - lead + 1
+    start = visible - crowd.LEAD_PER_TASK_SECONDS
+    assert source._take_startable(start - 0.01)[0] == []
+    assert len(source._take_startable(start)[0]) == 1
+    assert crowd.lead(1) == pytest.approx(crowd.LEAD_BASE_SECONDS + crowd.LEAD_PER_TASK_SECONDS)

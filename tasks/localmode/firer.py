@@ -146,7 +146,7 @@ class Firer:
         self.lead_per_task = lead_per_task
         self.crowd: collections.Counter[int] = collections.Counter()
         # The executor refuses a claim earlier than its claim window.
-        self.max_lead = crowd.MAX_LEAD_SECONDS
+        self.max_lead = crowd.max_lead()
         self.invoker = ThreadInvoker(invoke, workers=workers, timeout=timeout, pacer=pacer)
         self.schedules: dict[str, Due] = {}  # the next firing of each schedule
         self.fired: dict[str, float] = {}  # name -> the time it last fired for

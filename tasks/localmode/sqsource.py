@@ -8,8 +8,9 @@ in the stage's `events` (tasks.executor.run_queued). A batch whose invocation
 succeeds is deleted; one that fails becomes visible again after the queue's
 visibility timeout and is retried, as on AWS.
 
-Crowds: the local mode's messages become visible HOP_LOOKAHEAD_SECONDS
-earlier than on AWS (tasks.taskqueue.set_lookahead). The stand-in holds
+Crowds: the local mode's messages become visible crowd.hop_lookahead()
+(the claim window, TASK_CLAIM_EARLY_SECONDS) earlier than on AWS
+(tasks.taskqueue.set_lookahead). The stand-in holds
 each one it receives until Lambda's event source would have seen it, less
 the time the claims of the tasks due in the same second take here
 (localmode/crowd.py, hop_start): a lone task is timed as on AWS, a crowd's

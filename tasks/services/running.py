@@ -21,11 +21,15 @@ from tasks.services.store import conditional_update, now
 
 logger = logging.getLogger(__name__)
 
-# A delivery earlier than CLAIM_EARLY_SECONDS (tasks.models) before its due
-# time first waits, unclaimed, up to MAX_EARLY_WAIT_SECONDS: EventBridge fires
-# one-time schedules with 60-second precision. The executor's Lambda timeout
-# must exceed the wait.
+# A delivery earlier than the claim window (tasks.models.claim_early_seconds,
+# TASK_CLAIM_EARLY_SECONDS) before its due time first waits, unclaimed, up to
+# MAX_EARLY_WAIT_SECONDS: EventBridge fires one-time schedules with 60-second
+# precision, so the wait is at most 60 s less the window, whatever its width.
+# The executor's Lambda timeout must exceed the wait.
 MAX_EARLY_WAIT_SECONDS = 65
+# A claimed delivery opens its connection (and writes its request into it) at
+# most this long before its due time: the default claim window.
+CONNECT_AHEAD_SECONDS = 5.0
 RETRY_AFTER_LIMIT_SECONDS = 86400
 
 
@@ -108,10 +112,17 @@ def _perform(task: Task) -> Performed:
 def _hold_until_due(task: Task, delivery: Delivery) -> None:
     if task.due_at <= now():
         return
+    window = models.claim_early_seconds()
+    # A wider claim window (the local mode's) does not keep the receiver's
+    # connection idle longer than the default one would: it is opened at most
+    # CONNECT_AHEAD_SECONDS before the due time.
+    early = (task.due_at - now()).total_seconds() - CONNECT_AHEAD_SECONDS
+    if early > 0:
+        time.sleep(min(early, window))
     with contextlib.suppress(TransportError):
         delivery.connect()  # send() connects (and reports) if this failed
     wait = (task.due_at - now()).total_seconds()
-    time.sleep(max(0.0, min(wait, models.CLAIM_EARLY_SECONDS)))
+    time.sleep(max(0.0, min(wait, window)))
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:

@@ -185,7 +185,7 @@ class Command(BaseCommand):
         # The executor Lambda's timeout (zappa_settings.json) is 120 s.
         url, arn = ensure_queue(client, f"{settings.TABLE_PREFIX}-hop", visibility_timeout=120)
         settings.TASK_QUEUE_URL = url
-        taskqueue.set_lookahead(crowd.HOP_LOOKAHEAD_SECONDS)
+        taskqueue.set_lookahead(crowd.hop_lookahead())
         source = QueueSource(
             client=client,
             url=url,
