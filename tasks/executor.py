@@ -57,7 +57,7 @@ def run_queued(event: Any, context: Any = None) -> list[dict]:
             except (AttributeError, ValueError):
                 logger.error("executor: a queue message that is not JSON: ignored")
                 continue
-            results.append(_run(body))
+            results.append(_run(body, queued=True))
         return results
     except TypeError as exc:  # see run_task
         logger.exception("executor failed")
@@ -67,9 +67,17 @@ def run_queued(event: Any, context: Any = None) -> list[dict]:
 # A delivery hops through the queue only when that saves at least this long
 # in the function; nearer its due time it holds in place.
 HOP_MIN_DELAY_SECONDS = 2
+# The local mode's hop queue shows its messages a lookahead early (the claim
+# window, wider there: tasks/localmode/crowd.py). A schedule's delivery
+# decides whether to hop with at most this much of it (the default window),
+# so that widening the window does not hold in place, claimed early, a lone
+# task that would hop on AWS; a queue's delivery, which the local stand-in
+# may start a crowd's lead early, with all of it, so that it does not hop
+# again. On AWS there is no lookahead: both decide as AWS does.
+SCHEDULE_HOP_LOOKAHEAD_SECONDS = 5.0
 
 
-def _hop(task_id: str, due_at: Any) -> bool:
+def _hop(task_id: str, due_at: Any, *, queued: bool = False) -> bool:
     """Hand an early delivery to the hop queue, delayed to arrive just before
     its due second. False when there is no queue or the task is nearly due."""
     from datetime import datetime
@@ -84,9 +92,12 @@ def _hop(task_id: str, due_at: Any) -> bool:
         return False
     if due.tzinfo is None:
         return False
-    delay = taskqueue.delay_for(due)
-    if delay < HOP_MIN_DELAY_SECONDS:
+    lookahead = taskqueue.lookahead()
+    if not queued:
+        lookahead = min(lookahead, SCHEDULE_HOP_LOOKAHEAD_SECONDS)
+    if taskqueue.delay_for(due, lookahead=lookahead) < HOP_MIN_DELAY_SECONDS:
         return False
+    delay = taskqueue.delay_for(due)
     try:
         taskqueue.task_enqueue(task_id=task_id, due=due, delay_seconds=delay)
     except taskqueue.QueueError as exc:
@@ -116,7 +127,7 @@ def reconcile(event: Any, context: Any = None) -> dict:
     }
 
 
-def _run(event: Any) -> dict:
+def _run(event: Any, *, queued: bool = False) -> dict:
     from tasks import selectors
     from tasks.services import running
 
@@ -134,7 +145,7 @@ def _run(event: Any) -> dict:
         # claim the task and send it unsigned, or fail it for good over a
         # configuration mistake.
         raise ExecutorError(problem)
-    if _hop(task_id, event.get("due_at")):
+    if _hop(task_id, event.get("due_at"), queued=queued):
         # Unclaimed, and so still cancellable, until the queue delivers it.
         return {"taskId": task_id, "result": "queued"}
     _wait_until_nearly_due(event.get("due_at"))

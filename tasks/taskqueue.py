@@ -43,6 +43,10 @@ def set_lookahead(seconds: float) -> None:
     _lookahead = seconds
 
 
+def lookahead() -> float:
+    return _lookahead
+
+
 class QueueError(Exception):
     """The message could not be sent."""
 

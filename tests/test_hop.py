@@ -178,3 +178,45 @@ def test_it_stores_the_task_failed_when_neither_queue_nor_schedule_takes_it(
     [task] = list(Task.scan())
     assert task.status == Status.FAILED
     assert "AccessDenied" in task.error
+
+
+def test_it_hops_an_early_delivery_in_the_local_mode_as_it_would_on_aws(settings, queue):
+    """The local lookahead (the claim window, 15 s) makes the message visible
+    earlier, but whether a delivery hops is decided as on AWS: one due in
+    10 s hops (and its stand-in times it as on AWS) rather than being held,
+    and claimed, in place."""
+    settings.TASK_CLAIM_EARLY_SECONDS = 15.0
+    taskqueue.set_lookahead(15.0)
+    try:
+        task, _ = creation.task_create(
+            action="webhook",
+            payload={"url": "https://example.com/hook", "data": {}},
+            run_at=datetime.now(UTC) + timedelta(minutes=5),
+        )
+        due = datetime.now(UTC) + timedelta(seconds=10)
+        event = json.loads(scheduler.executor_input(task.id, due))
+        assert run_task(event) == {"taskId": task.id, "result": "queued"}
+    finally:
+        taskqueue.set_lookahead(0.0)
+    [message] = messages(queue)
+    assert message["delay"] == 0  # visible at once locally; on AWS in about 9 s
+    stored = task_get(task_id=task.id)
+    assert (stored.status, stored.attempts) == (Status.SCHEDULED, 0)
+
+
+def test_it_does_not_hop_again_a_crowd_member_the_local_stand_in_started_early(settings, queue):
+    """The local stand-in starts a crowd's queue deliveries up to the claim
+    window (less half a second) before their second: they claim and hold in
+    place. A schedule's delivery as early hops, as it would on AWS."""
+    from tasks.executor import _hop
+
+    settings.TASK_CLAIM_EARLY_SECONDS = 15.0
+    taskqueue.set_lookahead(15.0)
+    try:
+        due = (datetime.now(UTC) + timedelta(seconds=14)).isoformat()
+        assert _hop("t1", due, queued=True) is False
+        assert messages(queue) == []
+        assert _hop("t2", due) is True
+        assert [m["body"]["task_id"] for m in messages(queue)] == ["t2"]
+    finally:
+        taskqueue.set_lookahead(0.0)
