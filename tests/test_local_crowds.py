@@ -212,7 +212,11 @@ def test_it_keeps_every_lead_inside_the_claim_window_whatever_its_width(settings
     due, visible = 1000.0, 999.25
     for size in (1, 10, 100, 1000, 100_000):
         assert crowd.lead(size) <= crowd.max_lead()
-        assert due - crowd.max_lead() <= crowd.hop_start(due, visible, size) <= visible
+        # A crowd never starts earlier than the largest lead (a lone message
+        # starts when Lambda's event source would have it: with a window
+        # narrower than TASK_HOP_LEAD_SECONDS, the executor waits, unclaimed).
+        start = crowd.hop_start(due, visible, size)
+        assert min(visible, due - crowd.max_lead()) <= start <= visible
     # The local hop queue shows a message early enough for the largest lead.
     taskqueue.set_lookahead(crowd.hop_lookahead())
     try:
