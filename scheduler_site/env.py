@@ -31,11 +31,13 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return _env_number(name, default, int, "an integer", minimum)
 
 
-def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
-    return _env_number(name, default, float, "a number", minimum)
+def env_float(
+    name: str, default: float, *, minimum: float = 0.0, maximum: float | None = None
+) -> float:
+    return _env_number(name, default, float, "a number", minimum, maximum)
 
 
-def _env_number(name, default, parse, kind: str, minimum):
+def _env_number(name, default, parse, kind: str, minimum, maximum=None):
     value = os.environ.get(name, "").strip()
     if value == "":
         return default
@@ -45,6 +47,8 @@ def _env_number(name, default, parse, kind: str, minimum):
         raise ImproperlyConfigured(f"{name} must be {kind}, not {value!r}") from None
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum:g}, not {number}")
     return number
 
 

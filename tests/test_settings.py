@@ -84,6 +84,7 @@ def test_it_names_tables_and_the_schedule_group_per_stage():
         ("TASK_MAX_PAYLOAD_BYTES", "lots", "TASK_MAX_PAYLOAD_BYTES must be an integer"),
         ("TASK_MAX_PAYLOAD_BYTES", "10", "TASK_MAX_PAYLOAD_BYTES must be at least 1024"),
         ("WEBHOOK_TIMEOUT_SECONDS", "0", "WEBHOOK_TIMEOUT_SECONDS must be at least 0.1"),
+        ("TASK_CLAIM_EARLY_SECONDS", "31", "TASK_CLAIM_EARLY_SECONDS must be at most 30, not 31"),
     ],
 )
 def test_it_fails_loudly_on_a_bad_value(name, value, message):
