@@ -67,14 +67,6 @@ def run_queued(event: Any, context: Any = None) -> list[dict]:
 # A delivery hops through the queue only when that saves at least this long
 # in the function; nearer its due time it holds in place.
 HOP_MIN_DELAY_SECONDS = 2
-# The local mode's hop queue shows its messages a lookahead early (the claim
-# window, wider there: tasks/localmode/crowd.py). A schedule's delivery
-# decides whether to hop with at most this much of it (the default window),
-# so that widening the window does not hold in place, claimed early, a lone
-# task that would hop on AWS; a queue's delivery, which the local stand-in
-# may start a crowd's lead early, with all of it, so that it does not hop
-# again. On AWS there is no lookahead: both decide as AWS does.
-SCHEDULE_HOP_LOOKAHEAD_SECONDS = 5.0
 
 
 def _hop(task_id: str, due_at: Any, *, queued: bool = False) -> bool:
@@ -83,6 +75,7 @@ def _hop(task_id: str, due_at: Any, *, queued: bool = False) -> bool:
     from datetime import datetime
 
     from tasks import taskqueue
+    from tasks.models import DEFAULT_CLAIM_EARLY_SECONDS
 
     if not taskqueue.enabled():
         return False
@@ -92,9 +85,16 @@ def _hop(task_id: str, due_at: Any, *, queued: bool = False) -> bool:
         return False
     if due.tzinfo is None:
         return False
+    # The local mode's hop queue shows its messages a lookahead early (the
+    # claim window, wider there: tasks/localmode/crowd.py). A schedule's
+    # delivery decides whether to hop with at most the default window of it,
+    # so that widening the window does not hold in place, claimed early, a
+    # lone task that would hop on AWS; a queue's delivery, which the local
+    # stand-in may start a crowd's lead early, with all of it, so that it does
+    # not hop again. On AWS there is no lookahead: both decide as AWS does.
     lookahead = taskqueue.lookahead()
     if not queued:
-        lookahead = min(lookahead, SCHEDULE_HOP_LOOKAHEAD_SECONDS)
+        lookahead = min(lookahead, DEFAULT_CLAIM_EARLY_SECONDS)
     if taskqueue.delay_for(due, lookahead=lookahead) < HOP_MIN_DELAY_SECONDS:
         return False
     delay = taskqueue.delay_for(due)

@@ -304,6 +304,13 @@ def status_set(status: Status) -> list:
 # the same rule (`allows`) which buttons to show.
 
 
+# The claim window on AWS, TASK_CLAIM_EARLY_SECONDS' default there; what a
+# wider window (the local mode's) leaves as it is on AWS is measured by it:
+# how early a claimed delivery connects (services/running.py), how far ahead a
+# schedule's delivery looks when it decides to hop (executor.py).
+DEFAULT_CLAIM_EARLY_SECONDS = 5.0
+
+
 def claim_early_seconds() -> float:
     """How early before its due time a delivery may claim a task (it then
     holds the delivery until due; see services/running.py): the setting

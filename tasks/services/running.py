@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 MAX_EARLY_WAIT_SECONDS = 65
 # A claimed delivery opens its connection (and writes its request into it) at
 # most this long before its due time: the default claim window.
-CONNECT_AHEAD_SECONDS = 5.0
+CONNECT_AHEAD_SECONDS = models.DEFAULT_CLAIM_EARLY_SECONDS
 RETRY_AFTER_LIMIT_SECONDS = 86400
 
 
