@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import islice
+from itertools import batched, islice
 
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.indexes import KeysOnlyProjection
@@ -146,7 +146,7 @@ def _page(
     keys_only = isinstance(index.Meta.projection, KeysOnlyProjection)
     items: list = []
     read = 0
-    for chunk in _chunks(results, batch):
+    for chunk in batched(results, batch, strict=False):  # the query pages on by itself
         found = _read_items([entry.id for entry in chunk]) if keys_only else chunk
         items += [task for task in found if status is None or task.status == status]
         read += len(chunk)
@@ -157,18 +157,6 @@ def _page(
             # Short of a page: the next one reads on after the last entry read.
             return TaskPage(items, encode_cursor(key_of(chunk[-1], index_name), index_name, status))
     return TaskPage(items, None)
-
-
-def _chunks(results, size: int):
-    """The query's entries, `size` at a time (it pages on by itself)."""
-    chunk = []
-    for entry in results:
-        chunk.append(entry)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _read_items(ids: list[str]) -> list[Task]:
